@@ -1,0 +1,147 @@
+"""plan_reservation(ids, snapshot): the device nodes, env vars and mounts a task gets for the devices Nomad picked.
+
+Plain data, no protobuf: the device service turns a Reservation into a ContainerReservation and the
+CLI's ``explain`` prints it. Paths are resolved at reservation time (bus/device numbers change on
+every replug) and must end up under /dev or /sys after following symlinks: the plugin runs as root,
+and a rule or a hostile udev property must never hand a task anything else.
+
+Environment variables (documented in the README):
+
+* ``USB_DEVICE_IDS``: the reserved IDs, sorted, comma-separated.
+* ``USB_DEVICE_<i>_ID``, ``_SERIAL``, ``_NODE``, ``_BUS_NODE``: for the i-th ID in that order. ``_NODE`` is
+  the first handed-over child node (a tty, hidraw, ...) or the USB node when there is none.
+* each rule ``env`` entry; when several devices render different values, they are joined with commas in
+  ID order.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from discovery.nodes import handed_over_children
+from discovery.snapshot import DeviceState, Snapshot
+
+ALLOWED_ROOTS = ("/dev", "/sys")
+
+
+class ReservationError(Exception):
+    """A reservation cannot be made; the subclass says which gRPC status fits."""
+
+
+class EmptyRequestError(ReservationError):
+    pass
+
+
+class UnknownDeviceError(ReservationError):
+    pass
+
+
+class DeviceUnavailableError(ReservationError):
+    pass
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    task_path: str
+    host_path: str
+    permissions: str
+
+
+@dataclass(frozen=True)
+class MountPlan:
+    task_path: str
+    host_path: str
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class Reservation:
+    envs: dict[str, str] = field(default_factory=dict)
+    mounts: tuple[MountPlan, ...] = ()
+    devices: tuple[DevicePlan, ...] = ()
+
+
+def within_allowed_roots(path: str) -> bool:
+    return any(path == root or path.startswith(root + "/") for root in ALLOWED_ROOTS)
+
+
+def resolve_node(path: str, realpath: Callable[[str], str] = os.path.realpath) -> str:
+    """The canonical device node behind ``path``; exec and java refuse symlinks, so Nomad gets the target."""
+    resolved = realpath(path)
+    if not within_allowed_roots(resolved):
+        raise DeviceUnavailableError(f"{path} resolves to {resolved}, outside /dev and /sys")
+    try:
+        mode = os.stat(resolved).st_mode
+    except OSError as exc:
+        raise DeviceUnavailableError(f"device node {resolved} is missing ({exc.strerror or exc})") from exc
+    if not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)):
+        raise DeviceUnavailableError(f"{resolved} is not a device node")
+    return resolved
+
+
+def plan_reservation(
+    device_ids: Sequence[str], snapshot: Snapshot, realpath: Callable[[str], str] = os.path.realpath
+) -> Reservation:
+    if not device_ids:
+        raise EmptyRequestError("no device IDs in the request")
+    states: list[DeviceState] = []
+    for dev_id in sorted(set(device_ids)):
+        state = snapshot.devices.get(dev_id)
+        if state is None:
+            raise UnknownDeviceError(f"unknown device ID {dev_id!r}")
+        if not state.present:
+            raise DeviceUnavailableError(f"device {dev_id} is unplugged")
+        if not state.healthy:
+            raise DeviceUnavailableError(f"device {dev_id} is unhealthy: {state.reason}")
+        states.append(state)
+    groups = {s.group for s in states}
+    if len(groups) > 1:
+        names = ", ".join("/".join(g) for g in sorted(groups))
+        raise EmptyRequestError(f"device IDs belong to several groups ({names}); Nomad reserves from one group")
+
+    devices: list[DevicePlan] = []
+    mounts: list[MountPlan] = []
+    envs: dict[str, str] = {"USB_DEVICE_IDS": ",".join(s.id for s in states)}
+    rule_env: dict[str, list[str]] = {}
+    seen_nodes: set[str] = set()
+    for i, state in enumerate(states):
+        device, match = state.device, state.match
+        main_node = ""
+        bus_node = ""
+        if device.device_node:
+            bus_node = resolve_node(device.device_node, realpath)
+            _add_node(devices, seen_nodes, bus_node, match.permissions)
+        for child in handed_over_children(device, match.children):
+            assert child.device_node is not None
+            node = resolve_node(child.device_node, realpath)
+            _add_node(devices, seen_nodes, node, match.permissions)
+            main_node = main_node or node
+        envs[f"USB_DEVICE_{i}_ID"] = state.id
+        envs[f"USB_DEVICE_{i}_SERIAL"] = device.serial or ""
+        envs[f"USB_DEVICE_{i}_NODE"] = main_node or bus_node
+        envs[f"USB_DEVICE_{i}_BUS_NODE"] = bus_node
+        for key, value in match.env.items():
+            rule_env.setdefault(key, [])
+            if value not in rule_env[key]:
+                rule_env[key].append(value)
+        for mount in match.mounts:
+            host = realpath(mount.host_path)
+            if not within_allowed_roots(host):
+                raise DeviceUnavailableError(f"mount {mount.host_path} resolves to {host}, outside /dev and /sys")
+            if not os.path.exists(host):
+                raise DeviceUnavailableError(f"mount source {host} does not exist")
+            plan = MountPlan(task_path=mount.task_path, host_path=host, read_only=mount.read_only)
+            if plan not in mounts:
+                mounts.append(plan)
+    for key, values in rule_env.items():
+        envs[key] = ",".join(values)
+    return Reservation(envs=envs, mounts=tuple(mounts), devices=tuple(devices))
+
+
+def _add_node(devices: list[DevicePlan], seen: set[str], node: str, permissions: str) -> None:
+    if node not in seen:
+        seen.add(node)
+        devices.append(DevicePlan(task_path=node, host_path=node, permissions=permissions))

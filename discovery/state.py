@@ -1,0 +1,270 @@
+"""The device table: attached devices, their sticky IDs, plug history and health, turned into Snapshots.
+
+Pure bookkeeping with the clock passed in: no threads, no udev, no I/O except the stat() of
+device nodes (injectable for tests). The watcher feeds it; ``build`` makes the next Snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from discovery.attributes import builtin_attributes
+from discovery.health import HealthResult
+from discovery.ids import stable_id
+from discovery.model import UsbDevice
+from discovery.nodes import handed_over_nodes
+from discovery.snapshot import DeviceState, Group, GroupKey, Snapshot
+
+if TYPE_CHECKING:
+    from discovery.rules import AttrValue, Match, RuleSet
+
+log = logging.getLogger(__name__)
+
+NodeCheck = Callable[[str], str | None]
+
+
+def check_node(path: str) -> str | None:
+    """Why ``path`` cannot be handed to a task, or None when it is a usable device node."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return f"node {path} missing"
+    except OSError as exc:
+        return f"node {path} not accessible: {exc.strerror or exc}"
+    if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        return f"node {path} is not a device node"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return f"node {path} not accessible: permission denied"
+    return None
+
+
+@dataclass
+class _History:
+    """What we remember of one ID between plugs."""
+
+    device: UsbDevice
+    plugged_at: float
+    unplugged_at: float | None = None
+    replug_count: int = 0
+    match: Match | None = None
+
+
+class DeviceTable:
+    """Attached devices by sysfs path, and the memory that makes IDs and health survive replugs."""
+
+    def __init__(self, *, unplugged_grace: float, node_check: NodeCheck = check_node) -> None:
+        self.unplugged_grace = unplugged_grace
+        self._node_check = node_check
+        self._attached: dict[str, UsbDevice] = {}
+        self._ids: dict[str, str] = {}  # sys_path -> ID, kept while attached
+        self._history: dict[str, _History] = {}  # ID -> history, kept for the grace period
+        self._health: dict[str, HealthResult] = {}
+        self._matches: dict[str, Match | None] = {}  # ID -> cached match for the current rules
+        self._rules: RuleSet | None = None
+
+    # -- inputs ---------------------------------------------------------------------------
+    def set_rules(self, rules: RuleSet) -> None:
+        self._rules = rules
+        self._matches.clear()
+
+    def replace_all(self, devices: Iterable[UsbDevice], now: float) -> None:
+        """A full enumeration: everything not listed is gone."""
+        fresh = {d.sys_path: d for d in devices}
+        for path in list(self._attached):
+            if path not in fresh:
+                self.update(path, None, now)
+        # IDs are judged against the whole enumeration, so two devices sharing a serial both
+        # get port IDs, the same ones after every restart whatever order udev lists them in.
+        for path, device in sorted(fresh.items()):
+            self.update(path, device, now, peers=fresh.values())
+
+    def update(
+        self, sys_path: str, device: UsbDevice | None, now: float, peers: Iterable[UsbDevice] | None = None
+    ) -> None:
+        """The device at ``sys_path`` is now ``device`` (None: it is gone).
+
+        ``peers`` are the devices its ID must be told apart from; by default the attached ones.
+        """
+        old_id = self._ids.get(sys_path)
+        if device is None:
+            if old_id is None:
+                return
+            del self._attached[sys_path]
+            del self._ids[sys_path]
+            hist = self._history.get(old_id)
+            if hist is not None:
+                hist.unplugged_at = now
+            return
+        if old_id is not None and self._attached[sys_path].vid_pid == device.vid_pid:
+            # The same device changed (a child appeared, a property changed): keep its ID.
+            self._attached[sys_path] = device
+            self._history[old_id].device = device
+            self._matches.pop(old_id, None)
+            return
+        if old_id is not None:
+            self.update(sys_path, None, now)
+        new_id = self._unique(stable_id(device, self._attached.values() if peers is None else peers))
+        self._attached[sys_path] = device
+        self._ids[sys_path] = new_id
+        self._matches.pop(new_id, None)
+        hist = self._history.get(new_id)
+        if hist is None:
+            self._history[new_id] = _History(device=device, plugged_at=now)
+        else:  # a replug of a device we remember
+            hist.device = device
+            hist.plugged_at = now
+            hist.unplugged_at = None
+            hist.replug_count += 1
+            self._health.pop(new_id, None)  # judge the fresh plug anew
+
+    def set_health(self, device_id: str, result: HealthResult) -> None:
+        if device_id in self._history:
+            self._health[device_id] = result
+
+    def _unique(self, candidate: str) -> str:
+        """IDs are unique among attached devices even if two devices claim the same port (should not happen)."""
+        taken = set(self._ids.values())
+        if candidate not in taken:
+            return candidate
+        n = 2
+        while f"{candidate}~{n}" in taken:
+            n += 1
+        return f"{candidate}~{n}"
+
+    # -- queries --------------------------------------------------------------------------
+    def attached(self) -> list[tuple[str, UsbDevice]]:
+        return [(self._ids[p], d) for p, d in self._attached.items()]
+
+    def id_of(self, sys_path: str) -> str | None:
+        return self._ids.get(sys_path)
+
+    def expire(self, now: float) -> float | None:
+        """Forget devices unplugged longer than the grace period; return when the next one expires."""
+        next_expiry: float | None = None
+        for dev_id, hist in list(self._history.items()):
+            if hist.unplugged_at is None:
+                continue
+            ends = hist.unplugged_at + self.unplugged_grace
+            if ends <= now:
+                del self._history[dev_id]
+                self._health.pop(dev_id, None)
+                self._matches.pop(dev_id, None)
+            elif next_expiry is None or ends < next_expiry:
+                next_expiry = ends
+        return next_expiry
+
+    def match_of(self, dev_id: str) -> Match | None:
+        if self._rules is None:
+            return None
+        if dev_id not in self._matches:
+            hist = self._history[dev_id]
+            try:
+                self._matches[dev_id] = self._rules.match(hist.device, dev_id)
+            except Exception:  # a matcher bug must cost one device, not the stream
+                log.exception("matching failed", extra={"device_id": dev_id})
+                self._matches[dev_id] = None
+        return self._matches[dev_id]
+
+    def health_checks(self) -> list[tuple[str, Match]]:
+        """Present, matched devices whose rule has a health check."""
+        out = []
+        for dev_id in self._ids.values():
+            match = self.match_of(dev_id)
+            if match is not None and match.health is not None:
+                out.append((dev_id, match))
+        return out
+
+    def build(self, version: int, *, rules_error: str | None = None, source: str = "udev") -> Snapshot:
+        """The Snapshot of the table as it is now."""
+        states: dict[str, DeviceState] = {}
+        unmatched: list[tuple[str, UsbDevice]] = []
+        present_ids = set(self._ids.values())
+        for dev_id, hist in self._history.items():
+            present = dev_id in present_ids
+            match = self.match_of(dev_id) if present else hist.match
+            if present:
+                hist.match = match
+            if match is None:
+                if present:
+                    unmatched.append((dev_id, hist.device))
+                continue
+            reason = self._problem(dev_id, hist, match, present)
+            states[dev_id] = DeviceState(
+                id=dev_id,
+                device=hist.device,
+                match=match,
+                present=present,
+                healthy=not reason,
+                reason=reason,
+                plugged_at=hist.plugged_at,
+                unplugged_at=hist.unplugged_at,
+                replug_count=hist.replug_count,
+                health=self._health.get(dev_id),
+            )
+        return Snapshot(
+            version=version,
+            groups=build_groups(states.values()),
+            devices=MappingProxyType(states),
+            unmatched=tuple(sorted(unmatched, key=lambda t: t[0])),
+            rules_error=rules_error,
+            source=source,
+        )
+
+    def _problem(self, dev_id: str, hist: _History, match: Match, present: bool) -> str:
+        if not present:
+            return "unplugged"
+        device = hist.device
+        if match.require_driver and not any(i.driver for i in device.interfaces):
+            return "no driver bound"
+        for path in handed_over_nodes(device, match.children):
+            problem = self._node_check(path)
+            if problem:
+                return problem
+        result = self._health.get(dev_id)
+        if result is not None and not result.ok:
+            return result.detail
+        return ""
+
+
+def device_attributes(state: DeviceState) -> dict[str, AttrValue]:
+    """The built-in attributes of the device, overridden by its rule's."""
+    attrs = builtin_attributes(state.device)
+    attrs.update(state.match.attributes)
+    return attrs
+
+
+def build_groups(states: Iterable[DeviceState]) -> tuple[Group, ...]:
+    """One Group per vendor/type/name, with only the attributes every device in it agrees on."""
+    members: dict[GroupKey, list[DeviceState]] = {}
+    for state in states:
+        members.setdefault(state.group, []).append(state)
+    groups = []
+    for key in sorted(members):
+        devs = sorted(members[key], key=lambda s: s.id)
+        common = device_attributes(devs[0])
+        for other in devs[1:]:
+            theirs = device_attributes(other)
+            for name in list(common):
+                if theirs.get(name) != common[name]:
+                    log.warning(
+                        "devices in one group disagree on an attribute; it is left out",
+                        extra={"group": "/".join(key), "attribute": name},
+                    )
+                    del common[name]
+        groups.append(
+            Group(
+                vendor=key[0],
+                type=key[1],
+                name=key[2],
+                attributes=MappingProxyType(common),
+                device_ids=tuple(s.id for s in devs),
+            )
+        )
+    return tuple(groups)
+

@@ -1,0 +1,370 @@
+"""Discovery's one thread: udev events as doorbells, debounced, turned into new Snapshots.
+
+Concurrency model: a single thread owns the device table and blocks in ``select()`` on the udev
+monitor, the rules file's inotify fd and a wake-up pipe; nothing polls while udev is there. Readers
+(gRPC streams, the CLI) never touch the table: they take the latest immutable Snapshot, or wait on a
+condition variable for a newer version. Health checks run in a small thread pool and post their
+results back through the wake-up pipe, so a slow check never delays an event.
+
+An event only names what to look at again: the device it belongs to is re-read from udev when the
+debounce window closes, so reordered or coalesced events cannot leave a stale picture, and a burst
+(a hub with 20 devices) becomes one or a few snapshots.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import re
+import select
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Protocol
+
+from discovery.filewatch import FileWatch
+from discovery.health import HealthResult, run_check
+from discovery.model import UsbDevice
+from discovery.snapshot import Snapshot
+from discovery.state import DeviceTable
+
+if TYPE_CHECKING:
+    from discovery.rules import Rule, RuleSet
+
+log = logging.getLogger(__name__)
+
+_USB_DEVICE_NAME = re.compile(r"^(\d+-\d+(\.\d+)*|usb\d+)$")
+MAX_DEBOUNCE_FACTOR = 4  # a steady trickle of events still publishes after 4 debounce windows
+RESCAN_WITHOUT_UDEV_S = 5.0
+
+
+class UdevEventLike(Protocol):
+    action: str
+    sys_path: str
+    devtype: str | None
+
+
+class DeviceSource(Protocol):
+    """Where devices come from: udev (events) or the pyusb fallback (fileno() is None: rescan)."""
+
+    name: str
+
+    def start(self) -> None: ...
+    def enumerate(self) -> list[UsbDevice]: ...
+    def device_at(self, sys_path: str) -> UsbDevice | None: ...
+    def fileno(self) -> int | None: ...
+    def drain(self) -> Sequence[UdevEventLike]: ...
+    def close(self) -> None: ...
+
+
+RulesLoader = Callable[[], "RuleSet"]
+
+
+def owning_device_path(sys_path: str, known: set[str] | dict[str, object]) -> str | None:
+    """The usb_device an event's sysfs path belongs to: itself, or its nearest usb_device ancestor."""
+    path = PurePosixPath(sys_path)
+    for candidate in (path, *path.parents):
+        text = str(candidate)
+        if text in known or _USB_DEVICE_NAME.match(candidate.name):
+            return text
+    return None
+
+
+class Discovery:
+    """Owns the source, the rules and the device table; publishes Snapshots."""
+
+    def __init__(
+        self,
+        source: DeviceSource,
+        load_rules: RulesLoader,
+        *,
+        rules_file: str | None = None,
+        debounce: float = 0.2,
+        unplugged_grace: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        health_workers: int = 4,
+    ) -> None:
+        self._source = source
+        self._load_rules = load_rules
+        self._rules_file = rules_file
+        self._debounce = debounce
+        self._clock = clock
+        self._wall = wall
+        self._table = DeviceTable(unplugged_grace=unplugged_grace)
+        self._cond = threading.Condition()
+        self._snapshot = Snapshot(version=0, source=source.name)
+        self._rules_error: str | None = None
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._health_results: queue.SimpleQueue[tuple[str, HealthResult]] = queue.SimpleQueue()
+        self._health_pool = ThreadPoolExecutor(max_workers=health_workers, thread_name_prefix="health")
+        self._health_due: dict[str, float] = {}
+        self._health_running: set[str] = set()
+        self._filewatch: FileWatch | None = None
+        self._thread: threading.Thread | None = None
+        self._dirty: set[str] = set()
+        self._full_rescan = False
+        self._rules_dirty = False
+        self._window_opened: float | None = None
+        self._window_deadline: float | None = None
+        self._next_rescan: float | None = None
+
+    # -- public ---------------------------------------------------------------------------
+    def start(self) -> Snapshot:
+        """Start the source, enumerate once and publish the first Snapshot before returning."""
+        self._table.set_rules(self._load_rules())
+        self._source.start()  # the monitor listens before we enumerate: no event falls in between
+        if self._rules_file:
+            self._filewatch = FileWatch(self._rules_file)
+        self._table.replace_all(self._source.enumerate(), self._wall())
+        if self._source.fileno() is None:
+            log.warning("udev is not available; falling back to pyusb with a rescan every 5s")
+            self._next_rescan = self._clock() + RESCAN_WITHOUT_UDEV_S
+        self._publish()
+        self._thread = threading.Thread(target=self._run, name="discovery", daemon=True)
+        self._thread.start()
+        return self.current()
+
+    def current(self) -> Snapshot:
+        with self._cond:
+            return self._snapshot
+
+    def wait_newer(
+        self, version: int, timeout: float | None, cancelled: Callable[[], bool] = lambda: False
+    ) -> Snapshot:
+        """The first Snapshot newer than ``version``; the current one on timeout, stop or cancel.
+
+        Whoever makes ``cancelled()`` true must call ``wake_waiters()`` so the wait ends at once.
+        """
+        with self._cond:
+            self._cond.wait_for(
+                lambda: self._snapshot.version > version or self._stop.is_set() or cancelled(), timeout
+            )
+            return self._snapshot
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def wake_waiters(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def reload_rules(self) -> None:
+        """Ask the thread to read the rules again (as a file change does)."""
+        self._rules_dirty = True
+        self._wake()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        self._health_pool.shutdown(wait=False, cancel_futures=True)
+        with self._cond:
+            self._cond.notify_all()
+        self._source.close()
+        if self._filewatch is not None:
+            self._filewatch.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    # -- the loop -------------------------------------------------------------------------
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            log.debug("wake-up pipe already full; the thread is awake anyway")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._step()
+            except Exception:  # keep discovery (and every Fingerprint stream) alive
+                log.exception("discovery loop error; continuing")
+                self._full_rescan = True
+                self._open_window(self._clock())
+                self._stop.wait(0.5)
+
+    def _step(self) -> None:
+        fds = [self._wake_r]
+        source_fd = self._source.fileno()
+        if source_fd is not None:
+            fds.append(source_fd)
+        watch_fd = self._filewatch.fileno() if self._filewatch else None
+        if watch_fd is not None:
+            fds.append(watch_fd)
+        readable, _, _ = select.select(fds, [], [], self._timeout())
+        now = self._clock()
+        if self._wake_r in readable:
+            self._drain_wake()
+        if source_fd is not None and source_fd in readable:
+            self._on_events(now)
+        if self._filewatch is not None and (watch_fd in readable or watch_fd is None):
+            if self._filewatch.changed():
+                self._rules_dirty = True
+        self._collect_health(now)
+        if self._rules_dirty:
+            self._open_window(now)
+        if self._next_rescan is not None and now >= self._next_rescan:
+            self._full_rescan = True
+            self._next_rescan = now + RESCAN_WITHOUT_UDEV_S
+            self._open_window(now)
+        if self._window_deadline is not None and now >= self._window_deadline:
+            self._flush()
+        elif self._table.expire(self._wall()) is not None or self._health_changed:
+            self._publish()
+        self._schedule_health(now)
+
+    _health_changed = False
+
+    def _timeout(self) -> float | None:
+        now = self._clock()
+        deadlines = []
+        if self._window_deadline is not None:
+            deadlines.append(self._window_deadline)
+        if self._next_rescan is not None:
+            deadlines.append(self._next_rescan)
+        if self._filewatch is not None and self._filewatch.fileno() is None:
+            deadlines.append(now + 1.0)
+        if self._health_due:
+            pending = [t for i, t in self._health_due.items() if i not in self._health_running]
+            if pending:
+                deadlines.append(min(pending))
+        expiry = self._table.expire(self._wall())
+        if expiry is not None:
+            deadlines.append(now + max(0.0, expiry - self._wall()))
+        if not deadlines:
+            return None  # idle: block until something happens
+        return max(0.0, min(deadlines) - now)
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            return
+
+    def _on_events(self, now: float) -> None:
+        events = self._source.drain()
+        if not events:
+            return
+        known = {p for _, d in self._table.attached() for p in [d.sys_path]}
+        for event in events:
+            owner = owning_device_path(event.sys_path, known)
+            if owner is None:
+                continue
+            self._dirty.add(owner)
+            if event.devtype == "usb_device" and event.action == "add":
+                known.add(event.sys_path)
+        self._open_window(now)
+
+    def _open_window(self, now: float) -> None:
+        """Start or extend the debounce window: it closes ``debounce`` after the last event, capped."""
+        if self._window_opened is None:
+            self._window_opened = now
+        cap = self._window_opened + self._debounce * MAX_DEBOUNCE_FACTOR
+        self._window_deadline = min(now + self._debounce, cap)
+
+    def _flush(self) -> None:
+        self._window_opened = None
+        self._window_deadline = None
+        wall = self._wall()
+        if self._rules_dirty:
+            self._rules_dirty = False
+            self._reload()
+        if self._full_rescan:
+            self._full_rescan = False
+            self._dirty.clear()
+            self._table.replace_all(self._source.enumerate(), wall)
+        else:
+            dirty, self._dirty = self._dirty, set()
+            for path in sorted(dirty):  # parents before children
+                self._table.update(path, self._source.device_at(path), wall)
+        self._table.expire(wall)
+        self._publish()
+
+    def _reload(self) -> None:
+        try:
+            rules = self._load_rules()
+        except Exception as exc:  # RulesError carries file, line and field; keep the last good rules
+            self._rules_error = str(exc)
+            log.error(
+                "rules file rejected; the last good rules stay in force",
+                extra={"rules_file": self._rules_file, "errors": str(exc)},
+            )
+            return
+        self._rules_error = None
+        self._table.set_rules(rules)
+        self._health_due.clear()
+        log.info("rules reloaded", extra={"rules_file": self._rules_file, "rules": len(rules.rules)})
+
+    def _publish(self) -> None:
+        self._health_changed = False
+        with self._cond:
+            candidate = self._table.build(
+                self._snapshot.version + 1, rules_error=self._rules_error, source=self._source.name
+            )
+            if self._snapshot.version > 0 and _same(candidate, self._snapshot):
+                return
+            self._snapshot = candidate
+            self._cond.notify_all()
+        log.debug("snapshot published", extra={"version": candidate.version, "devices": len(candidate.devices)})
+
+    # -- health checks --------------------------------------------------------------------
+    def _schedule_health(self, now: float) -> None:
+        wanted = dict(self._table.health_checks())
+        for dev_id in list(self._health_due):
+            if dev_id not in wanted:
+                del self._health_due[dev_id]
+        for dev_id, match in wanted.items():
+            due = self._health_due.setdefault(dev_id, now)
+            if due <= now and dev_id not in self._health_running:
+                check = match.health
+                assert check is not None
+                self._health_running.add(dev_id)
+                self._health_due[dev_id] = now + check.interval
+                self._health_pool.submit(self._run_health, dev_id, tuple(check.argv), check.timeout)
+
+    def _run_health(self, dev_id: str, argv: tuple[str, ...], timeout: float) -> None:
+        try:
+            result = run_check(argv, timeout)
+        except Exception as exc:  # a failing check must never kill the pool thread silently
+            log.exception("health check crashed", extra={"device_id": dev_id})
+            result = HealthResult(False, None, f"health check error: {exc}", 0.0, self._wall())
+        self._health_results.put((dev_id, result))
+        self._wake()
+
+    def _collect_health(self, now: float) -> None:
+        while True:
+            try:
+                dev_id, result = self._health_results.get_nowait()
+            except queue.Empty:
+                return
+            self._health_running.discard(dev_id)
+            self._table.set_health(dev_id, result)
+            self._health_changed = True
+
+
+def _same(a: Snapshot, b: Snapshot) -> bool:
+    return (
+        a.groups == b.groups
+        and dict(a.devices) == dict(b.devices)
+        and a.unmatched == b.unmatched
+        and a.rules_error == b.rules_error
+    )
+
+
+def combined_loader(rules_file: str | None, inline: Sequence[Rule]) -> RulesLoader:
+    """Rules from the plugin config come first, then those of the rules file (read anew on each call)."""
+    from discovery.rules import RuleSet, load_rules
+
+    def load() -> RuleSet:
+        file_rules = load_rules(rules_file) if rules_file else None
+        return RuleSet.from_parts(list(inline), file_rules)
+
+    return load

@@ -1,0 +1,136 @@
+"""The go-plugin handshake as plain functions: cookie, protocol, socket path, line.
+
+Nothing here imports grpc, so the magic-cookie check (the path a person hits
+when running the executable by hand) and the CLI stay fast, and every rule can
+be unit tested without starting a server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MAGIC_COOKIE_KEY = "NOMAD_PLUGIN_MAGIC_COOKIE"
+MAGIC_COOKIE_VALUE = "e4327c2e01eabfd75a8a67adb114fb34a757d57eee7728d857a8cec6e91a7255"
+CORE_PROTOCOL_VERSION = 1
+APP_PROTOCOL_VERSION = 2
+PROTOCOL_VERSIONS_KEY = "PLUGIN_PROTOCOL_VERSIONS"
+SOCKET_DIR_KEY = "PLUGIN_UNIX_SOCKET_DIR"
+SOCKET_NAME = "plugin.sock"
+# sun_path holds 108 bytes including the terminating NUL.
+MAX_SOCKET_PATH_BYTES = 107
+SOCKET_DIR_PREFIX = "ndu-"
+FALLBACK_SOCKET_BASE = "/tmp"
+# tempfile.mkdtemp appends 8 random characters to the prefix.
+_MKDTEMP_RANDOM_CHARS = 8
+
+NOT_A_PROGRAM_MESSAGE = """\
+nomad-device-usb: this executable is a Nomad device plugin.
+
+It is started by a Nomad client agent, which finds it in the agent's
+plugin_dir (with a matching plugin "nomad-device-usb" block in the agent
+configuration); it is not meant to be run by hand like this.
+
+The same executable also has command-line subcommands for people:
+  nomad-device-usb --help
+"""
+
+
+class HandshakeError(Exception):
+    """The environment does not allow this process to serve as a Nomad plugin."""
+
+
+def check_cookie(environ: Mapping[str, str]) -> bool:
+    """Tell whether the Nomad magic cookie is present and exact."""
+    return environ.get(MAGIC_COOKIE_KEY) == MAGIC_COOKIE_VALUE
+
+
+def negotiate_protocol(environ: Mapping[str, str]) -> int:
+    """Return the app protocol version to speak, which can only be 2.
+
+    The host lists the versions it speaks, comma separated. Like go-plugin, an
+    absent or empty list means "whatever the server speaks" and entries that
+    are not integers are skipped.
+    """
+    raw = environ.get(PROTOCOL_VERSIONS_KEY, "").strip()
+    if not raw:
+        return APP_PROTOCOL_VERSION
+    offered: set[int] = set()
+    for item in raw.split(","):
+        try:
+            offered.add(int(item.strip()))
+        except ValueError:
+            log.warning("ignoring invalid protocol version from host", extra={"value": item})
+    if APP_PROTOCOL_VERSION not in offered:
+        raise HandshakeError(
+            f"host offers plugin protocol versions {raw!r}; "
+            f"this plugin speaks only {APP_PROTOCOL_VERSION}"
+        )
+    return APP_PROTOCOL_VERSION
+
+
+def socket_base_dir(environ: Mapping[str, str]) -> str:
+    """Where to create the socket directory: go-plugin's variable, else the temp dir."""
+    configured = environ.get(SOCKET_DIR_KEY, "")
+    if configured:
+        return configured
+    tmpdir = environ.get("TMPDIR", "")
+    if tmpdir and os.path.isdir(tmpdir):
+        return tmpdir
+    return tempfile.gettempdir()
+
+
+def socket_path_bytes(base: str) -> int:
+    """Length in bytes of the socket path that make_socket_dir would build in `base`."""
+    name = f"{SOCKET_DIR_PREFIX}{'x' * _MKDTEMP_RANDOM_CHARS}/{SOCKET_NAME}"
+    return len(os.fsencode(os.path.join(os.path.abspath(base), name)))
+
+
+@dataclass(frozen=True)
+class SocketDir:
+    """A private directory holding the plugin's Unix socket."""
+
+    directory: Path
+    socket: Path
+
+    def remove(self) -> None:
+        """Delete the socket (if grpc left it) and the directory."""
+        self.socket.unlink(missing_ok=True)
+        try:
+            self.directory.rmdir()
+        except FileNotFoundError:
+            return
+
+
+def make_socket_dir(environ: Mapping[str, str]) -> SocketDir:
+    """Create a fresh 0700 directory for the socket, keeping the path within sun_path.
+
+    A private directory (rather than a bare name in a shared temp dir) means no
+    other local user can connect to, or replace, the socket. When the preferred
+    base makes the path too long, fall back to /tmp.
+    """
+    base = socket_base_dir(environ)
+    if socket_path_bytes(base) > MAX_SOCKET_PATH_BYTES:
+        log.warning(
+            "socket directory path too long, using fallback",
+            extra={"dir": base, "fallback": FALLBACK_SOCKET_BASE},
+        )
+        base = FALLBACK_SOCKET_BASE
+        if socket_path_bytes(base) > MAX_SOCKET_PATH_BYTES:
+            raise HandshakeError(f"no socket path of at most {MAX_SOCKET_PATH_BYTES} bytes")
+    try:
+        directory = Path(tempfile.mkdtemp(prefix=SOCKET_DIR_PREFIX, dir=os.path.abspath(base)))
+    except OSError as exc:
+        raise HandshakeError(f"cannot create socket directory in {base}: {exc}") from exc
+    return SocketDir(directory=directory, socket=directory / SOCKET_NAME)
+
+
+def handshake_line(socket: Path) -> str:
+    """The single stdout line that tells the host where and how to connect."""
+    return f"{CORE_PROTOCOL_VERSION}|{APP_PROTOCOL_VERSION}|unix|{socket}|grpc\n"

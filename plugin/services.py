@@ -1,0 +1,160 @@
+"""The BasePlugin and DevicePlugin servicers: protobuf in, protobuf out, domain errors to gRPC status.
+
+Concurrency: the synchronous grpcio server gives each stream a worker thread. Streams never touch
+discovery's device table; they read immutable Snapshots and wait on discovery's condition variable
+for a newer version. Discovery starts on first use (Fingerprint, Reserve or Stats), not in SetConfig:
+the validation launch calls SetConfig twice and is then stopped, and must stay cheap.
+
+The Fingerprint and Stats streams never end or fail on their own while the process lives: Nomad
+disables a plugin whose Fingerprint stream ends. Trouble is logged and shows as device health.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import grpc
+
+from discovery.reservation import (
+    DeviceUnavailableError,
+    EmptyRequestError,
+    ReservationError,
+    UnknownDeviceError,
+    plan_reservation,
+)
+from discovery.rules import RulesError
+from discovery.snapshot import Snapshot
+from plugin import __version__
+from plugin.config import CONFIG_SPEC, ConfigError, PluginConfig, decode_config
+from plugin.fingerprint import build_fingerprint
+from plugin.runtime import Runtime
+from plugin.schema import spec_to_proto
+from plugin.stats import build_stats
+from proto import base_pb2, base_pb2_grpc, device_pb2, device_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+PLUGIN_NAME = "nomad-device-usb"
+DEVICE_API_VERSION = "v0.1.0"
+
+_STATUS_FOR_ERROR: dict[type[ReservationError], grpc.StatusCode] = {
+    EmptyRequestError: grpc.StatusCode.INVALID_ARGUMENT,
+    UnknownDeviceError: grpc.StatusCode.NOT_FOUND,
+    DeviceUnavailableError: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+
+class BasePluginServicer(base_pb2_grpc.BasePluginServicer):
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def PluginInfo(self, request: base_pb2.PluginInfoRequest, context: grpc.ServicerContext) -> base_pb2.PluginInfoResponse:
+        return base_pb2.PluginInfoResponse(
+            type=base_pb2.DEVICE,
+            plugin_api_versions=[DEVICE_API_VERSION],
+            plugin_version=__version__,
+            name=PLUGIN_NAME,
+        )
+
+    def ConfigSchema(
+        self, request: base_pb2.ConfigSchemaRequest, context: grpc.ServicerContext
+    ) -> base_pb2.ConfigSchemaResponse:
+        return base_pb2.ConfigSchemaResponse(spec=spec_to_proto(CONFIG_SPEC))
+
+    def SetConfig(self, request: base_pb2.SetConfigRequest, context: grpc.ServicerContext) -> base_pb2.SetConfigResponse:
+        try:
+            config = decode_config(request.msgpack_config)
+            self._runtime.configure(config)
+        except (ConfigError, RulesError) as exc:
+            log.error("plugin config rejected", extra={"error": str(exc)})
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return base_pb2.SetConfigResponse()
+
+
+class DevicePluginServicer(device_pb2_grpc.DevicePluginServicer):
+    def __init__(self, runtime: Runtime, clock: Callable[[], float] = time.time) -> None:
+        self._runtime = runtime
+        self._clock = clock
+
+    def Fingerprint(
+        self, request: device_pb2.FingerprintRequest, context: grpc.ServicerContext
+    ) -> Iterator[device_pb2.FingerprintResponse]:
+        cancelled = threading.Event()
+        discovery = self._runtime.discovery()
+
+        def on_cancel() -> None:
+            cancelled.set()
+            discovery.wake_waiters()
+
+        context.add_callback(on_cancel)
+        snapshot: Snapshot | None = None
+        sent_key: object = None
+        while not cancelled.is_set():
+            try:
+                if snapshot is None:
+                    snapshot = discovery.current()
+                elif discovery.stopped:
+                    cancelled.wait(0.5)  # shutting down: the server cancels this stream next
+                    continue
+                else:
+                    snapshot = discovery.wait_newer(snapshot.version, None, cancelled.is_set)
+                key = snapshot.fingerprint_key()
+                if key == sent_key:
+                    continue
+                message = build_fingerprint(snapshot)
+            except Exception:  # never end the stream: Nomad would disable the plugin until restart
+                log.exception("building a fingerprint failed; the stream stays open")
+                cancelled.wait(1.0)
+                continue
+            sent_key = key
+            log.debug("fingerprint sent", extra={"version": snapshot.version, "groups": len(message.device_group)})
+            yield message
+
+    def Reserve(self, request: device_pb2.ReserveRequest, context: grpc.ServicerContext) -> device_pb2.ReserveResponse:
+        ids = list(request.device_ids)
+        try:
+            plan = plan_reservation(ids, self._runtime.discovery().current())
+            self._runtime.reset_if_asked(ids)
+        except ReservationError as exc:
+            code = _STATUS_FOR_ERROR.get(type(exc), grpc.StatusCode.FAILED_PRECONDITION)
+            log.warning("reservation refused", extra={"device_ids": ",".join(ids), "error": str(exc)})
+            context.abort(code, str(exc))
+        log.info("devices reserved", extra={"device_ids": ",".join(ids), "nodes": len(plan.devices)})
+        res = device_pb2.ContainerReservation(
+            envs=plan.envs,
+            mounts=[
+                device_pb2.Mount(task_path=m.task_path, host_path=m.host_path, read_only=m.read_only)
+                for m in plan.mounts
+            ],
+            devices=[
+                device_pb2.DeviceSpec(task_path=d.task_path, host_path=d.host_path, permissions=d.permissions)
+                for d in plan.devices
+            ],
+        )
+        return device_pb2.ReserveResponse(container_res=res)  # always present: Nomad crashes without it
+
+    def Stats(self, request: device_pb2.StatsRequest, context: grpc.ServicerContext) -> Iterator[device_pb2.StatsResponse]:
+        interval = request.collection_interval.ToTimedelta().total_seconds() or 1.0
+        cancelled = threading.Event()
+        context.add_callback(cancelled.set)
+        discovery = self._runtime.discovery()
+        while not cancelled.is_set():
+            try:
+                message = build_stats(discovery.current(), self._clock())
+            except Exception:  # like Fingerprint: an error here would stop stats for the agent's lifetime
+                log.exception("building stats failed; the stream stays open")
+                message = None
+            if message is not None:
+                yield message
+            cancelled.wait(interval)
+
+
+def register(server: grpc.Server, runtime: Runtime) -> None:
+    base_pb2_grpc.add_BasePluginServicer_to_server(BasePluginServicer(runtime), server)
+    device_pb2_grpc.add_DevicePluginServicer_to_server(DevicePluginServicer(runtime), server)
+
+
+__all__ = ["register", "PluginConfig", "PLUGIN_NAME"]
