@@ -19,7 +19,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import empty_pb2
-from goplugin_client import (
+from plugin.host import (
     EXIT_DEADLINE_S,
     MAGIC_COOKIE_KEY,
     Handshake,
