@@ -111,10 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         print("nomad-device-usb demo: umockdev's preload library is missing; apt-get install umockdev", file=sys.stderr)
         return 3
 
-    import grpc
-
     from plugin.config import encode_config
-    from plugin.host import PluginProcess
+    from plugin.host import PluginProcess, RpcError
 
     workdir = Path(tempfile.mkdtemp(prefix="ndu-demo-"))
     rules_file = workdir / "rules.yaml"
@@ -170,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             plugin.reserve(esp_ids)
             _say("   Reserve of the unplugged board unexpectedly succeeded")
-        except grpc.RpcError as exc:
+        except RpcError as exc:
             _say(f"   Reserve {esp_ids[0]} -> {exc.code().name}: {exc.details()}")
 
         _step("Plugging the ESP32 back in, on another port with a new device number")

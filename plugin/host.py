@@ -57,6 +57,8 @@ HCLOG_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-
 
 
 RPC_DEADLINE_S = 10.0
+# What a failed call raises; callers catch this instead of importing grpc themselves.
+RpcError = grpc.RpcError
 
 
 class FingerprintStream:

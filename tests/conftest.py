@@ -1,0 +1,83 @@
+"""Shared pytest setup: run the session under umockdev's preload library; fake udev worlds.
+
+``LD_PRELOAD`` only takes effect when a process starts, so if the preload is not loaded yet,
+``pytest_configure`` stops pytest's output capture and re-executes the same command line with
+it (``pytest ...`` and ``python -m pytest ...`` alike). Without an LD_PRELOAD-aware start the
+udev tier would silently read the machine's real, empty /sys; the fixtures check that the
+testbed really is what /sys shows and fail loudly otherwise.
+
+Set ``NOMAD_USB_NO_REEXEC=1`` to skip the re-exec (the udev-tier fixtures then fail).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+from typing import Iterator
+
+import pytest
+
+from discovery.testbed import PRELOAD_SONAME, Testbed, preload_library, preload_loaded
+from discovery.udev import UdevSource
+
+_REEXEC_MARK = "NOMAD_USB_REEXECED"
+
+
+def _started_as_pytest() -> bool:
+    """Only re-exec a command line we understand: ``pytest ...`` or ``python -m pytest ...``."""
+    argv0 = os.path.basename(sys.argv[0]) if sys.argv else ""
+    return argv0 in ("pytest", "py.test", "__main__.py") and "pytest" in " ".join(sys.orig_argv[:3])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if preload_loaded():
+        # umockdev 0.17's preload leaks one socket per open() of any /dev/... path; give it room.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return
+    if os.environ.get("NOMAD_USB_NO_REEXEC") or not _started_as_pytest():
+        return
+    library = preload_library()
+    if not os.path.isabs(library):
+        return  # umockdev not installed: the udev fixtures explain what is missing
+    if os.environ.get(_REEXEC_MARK):
+        raise pytest.UsageError(f"re-executed with LD_PRELOAD={os.environ.get('LD_PRELOAD')} "
+                                f"but {PRELOAD_SONAME} is still not loaded")
+    capture = config.pluginmanager.getplugin("capturemanager")
+    if capture is not None:
+        capture.stop_global_capturing()  # the new process must write to the real stdout/stderr
+    current = os.environ.get("LD_PRELOAD", "")
+    env = {**os.environ, _REEXEC_MARK: "1", "LD_PRELOAD": f"{library}:{current}" if current else library}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+
+
+@pytest.fixture
+def testbed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Testbed]:
+    """A fresh, empty udev world on /dev/shm that this process sees as /sys and /dev for the test."""
+    if not preload_loaded():
+        pytest.fail(f"{PRELOAD_SONAME} is not loaded: run plain `pytest` (it re-executes itself), or "
+                    f"`umockdev-wrapper python -m pytest`; install with `apt-get install umockdev`")
+    bed = Testbed()
+    try:
+        # before any pyudev.Monitor exists: a monitor made earlier is a real netlink socket
+        monkeypatch.setenv("UMOCKDEV_DIR", str(bed.root))
+        if not bed.is_active() or os.path.exists("/sys/kernel"):
+            pytest.fail(f"not mocked: /sys is not {bed.root}/sys")
+        yield bed
+    finally:
+        bed.close()
+
+
+@pytest.fixture
+def udev_source(testbed: Testbed) -> Iterator[UdevSource]:
+    """A started UdevSource (monitor bound) inside the test's testbed."""
+    source = UdevSource()
+    source.start()
+    try:
+        yield source
+    finally:
+        source.close()
