@@ -144,20 +144,21 @@ class DeviceTable:
     def id_of(self, sys_path: str) -> str | None:
         return self._ids.get(sys_path)
 
-    def expire(self, now: float) -> float | None:
-        """Forget devices unplugged longer than the grace period; return when the next one expires."""
-        next_expiry: float | None = None
+    def expire(self, now: float) -> bool:
+        """Forget devices unplugged longer than the grace period; True when any was dropped."""
+        dropped = False
         for dev_id, hist in list(self._history.items()):
-            if hist.unplugged_at is None:
-                continue
-            ends = hist.unplugged_at + self.unplugged_grace
-            if ends <= now:
+            if hist.unplugged_at is not None and hist.unplugged_at + self.unplugged_grace <= now:
                 del self._history[dev_id]
                 self._health.pop(dev_id, None)
                 self._matches.pop(dev_id, None)
-            elif next_expiry is None or ends < next_expiry:
-                next_expiry = ends
-        return next_expiry
+                dropped = True
+        return dropped
+
+    def next_expiry(self) -> float | None:
+        """When the next unplugged device's grace period ends (wall clock), if any is waiting."""
+        ends = [h.unplugged_at + self.unplugged_grace for h in self._history.values() if h.unplugged_at is not None]
+        return min(ends, default=None)
 
     def match_of(self, dev_id: str) -> Match | None:
         if self._rules is None:

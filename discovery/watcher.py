@@ -160,6 +160,9 @@ class Discovery:
         self._wake()
 
     def stop(self) -> None:
+        """Stop the thread, the health checks and the monitor; safe to call twice."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._wake()
         if self._thread is not None:
@@ -216,7 +219,7 @@ class Discovery:
             self._open_window(now)
         if self._window_deadline is not None and now >= self._window_deadline:
             self._flush()
-        elif self._table.expire(self._wall()) is not None or self._health_changed:
+        elif self._table.expire(self._wall()) or self._health_changed:
             self._publish()
         self._schedule_health(now)
 
@@ -235,7 +238,7 @@ class Discovery:
             pending = [t for i, t in self._health_due.items() if i not in self._health_running]
             if pending:
                 deadlines.append(min(pending))
-        expiry = self._table.expire(self._wall())
+        expiry = self._table.next_expiry()
         if expiry is not None:
             deadlines.append(now + max(0.0, expiry - self._wall()))
         if not deadlines:
@@ -311,8 +314,9 @@ class Discovery:
             )
             if self._snapshot.version > 0 and _same(candidate, self._snapshot):
                 return
-            self._snapshot = candidate
+            previous, self._snapshot = self._snapshot, candidate
             self._cond.notify_all()
+        log_changes(previous, candidate)
         log.debug("snapshot published", extra={"version": candidate.version, "devices": len(candidate.devices)})
 
     # -- health checks --------------------------------------------------------------------
@@ -348,6 +352,27 @@ class Discovery:
             self._health_running.discard(dev_id)
             self._table.set_health(dev_id, result)
             self._health_changed = True
+
+
+def log_changes(old: Snapshot, new: Snapshot) -> None:
+    """One info line per device that appeared, left, or changed health: what an operator wants in the agent log."""
+    for dev_id, state in new.devices.items():
+        before = old.devices.get(dev_id)
+        context = {"device_id": dev_id, "group": "/".join(state.group), "vid_pid": state.device.vid_pid}
+        if before is None:
+            log.info("device added", extra={**context, "healthy": state.healthy, "reason": state.reason})
+        elif (before.healthy, before.reason) != (state.healthy, state.reason):
+            if state.healthy:
+                log.info("device healthy", extra=context)
+            else:
+                log.warning("device unhealthy", extra={**context, "reason": state.reason})
+    for dev_id, state in old.devices.items():
+        if dev_id not in new.devices:
+            log.info("device dropped", extra={"device_id": dev_id, "group": "/".join(state.group)})
+    old_unmatched = {i for i, _ in old.unmatched}
+    for dev_id, device in new.unmatched:
+        if dev_id not in old_unmatched:
+            log.debug("device matches no rule", extra={"device_id": dev_id, "vid_pid": device.vid_pid})
 
 
 def _same(a: Snapshot, b: Snapshot) -> bool:

@@ -57,6 +57,7 @@ MATCH_SPEC: dict[str, Any] = {
     "subsystem": attr("any"),
     "device_class": attr("any"),
     "interface_class": attr("any"),
+    "interface": block({"class": attr("any"), "subclass": attr("any"), "protocol": attr("any")}),
     "port": attr("string"),
     "driver": attr("string"),
     "properties": block_attrs("string"),

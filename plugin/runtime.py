@@ -40,7 +40,7 @@ class Runtime:
 
     def configure(self, config: PluginConfig) -> None:
         """Check the whole config (the rules file included) before anything of it is applied."""
-        inline = rules_from_dicts([dict(r) for r in config.inline_rules], "plugin config")
+        inline = rules_from_dicts([dict(r) for r in config.inline_rules], "plugin config", field_prefix="rule")
         if config.rules_file:
             load_rules(config.rules_file)  # raises RulesError naming file, line and field
         with self._lock:
@@ -96,9 +96,13 @@ class Runtime:
             state = snapshot.devices.get(dev_id)
             if state is None or not state.match.reset:
                 continue
-            from discovery.usbfs import reset_device
+            from discovery.reservation import DeviceUnavailableError
+            from discovery.usbfs import UsbResetError, reset_device
 
-            reset_device(state.device.busnum, state.device.devnum)
+            try:
+                reset_device(state.device.busnum, state.device.devnum)
+            except UsbResetError as exc:
+                raise DeviceUnavailableError(f"device {dev_id} could not be reset: {exc}") from exc
             log.info("device reset before hand-over", extra={"device_id": dev_id})
 
     def stop(self) -> None:

@@ -1,0 +1,236 @@
+"""Host side: plug and unplug USB devices in the guest, and time what the guest's udev sees.
+
+Two ways to plug:
+
+- ``EmulatedDevice``: QEMU's own devices through QMP ``device_add``/``device_del`` on the xHCI bus.
+  Their ids are fixed by QEMU: usb-serial is FTDI 0403:6001 (ftdi_sio, /dev/ttyUSB*), usb-kbd is
+  0627:0001 (usbhid, /dev/hidraw*), usb-storage is 46f4:0001 (usb-storage, /dev/sdX). Only
+  ``serial`` (ID_SERIAL_SHORT in the guest) and ``port`` (the root port, so the port path) can be
+  chosen. Each device gets its own backend (a null chardev, a null block node), removed after
+  QEMU reports DEVICE_DELETED.
+- ``GadgetDevice``: any VID:PID, made inside the guest with configfs and plugged into dummy_hcd by
+  binding it to a UDC (see vm/guest/gadget.py).
+
+``prepare`` does the untimed set-up (a backend, loading dummy_hcd, the configfs tree), so that
+``plug`` is the one act being timed. ``plug_and_wait``/``unplug_and_wait`` set a mark in the guest,
+plug, and wait for the udev events; the seconds since the mark are the guest's hotplug latencies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from vm.machine import Guest
+
+BUS = "xhci.0"
+EVENT_TIMEOUT = 60.0  # emulation speed depends on the load on the other core
+
+
+class Device(Protocol):
+    """Something the tests can plug into and pull out of the guest."""
+
+    kind: str
+    serial: str
+
+    @property
+    def vendor_id(self) -> int: ...
+    @property
+    def product_id(self) -> int: ...
+    @property
+    def child_subsystem(self) -> str: ...
+    @property
+    def child_devtype(self) -> str | None: ...
+    def prepare(self, guest: Guest) -> None: ...
+    def plug(self, guest: Guest) -> None: ...
+    def unplug(self, guest: Guest) -> None: ...
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What QEMU emulates for one ``driver``, as the guest sees it."""
+
+    driver: str
+    vendor_id: int
+    product_id: int
+    child_subsystem: str  # where the node the plugin hands over appears
+    child_devtype: str | None = None
+
+
+KINDS = {
+    "serial": Kind("usb-serial", 0x0403, 0x6001, "tty"),
+    "keyboard": Kind("usb-kbd", 0x0627, 0x0001, "hidraw"),
+    "storage": Kind("usb-storage", 0x46F4, 0x0001, "block", "disk"),
+}
+
+
+@dataclass(frozen=True)
+class EmulatedDevice:
+    """One QEMU device: ``kind`` from KINDS, a unique QOM ``id``, its serial and root port."""
+
+    kind: str
+    id: str
+    serial: str
+    port: int
+
+    @property
+    def vendor_id(self) -> int:
+        return KINDS[self.kind].vendor_id
+
+    @property
+    def product_id(self) -> int:
+        return KINDS[self.kind].product_id
+
+    @property
+    def child_subsystem(self) -> str:
+        return KINDS[self.kind].child_subsystem
+
+    @property
+    def child_devtype(self) -> str | None:
+        return KINDS[self.kind].child_devtype
+
+    def prepare(self, guest: Guest) -> None:
+        """Create the device's backend (before the timed plug)."""
+        qmp = guest.require_qmp()
+        if self.kind == "serial":
+            qmp.execute("chardev-add", {"id": f"{self.id}-chr", "backend": {"type": "null", "data": {}}})
+        elif self.kind == "storage":
+            qmp.execute(
+                "blockdev-add",
+                {"driver": "null-co", "node-name": f"{self.id}-blk", "size": 64 * 1024 * 1024, "read-zeroes": True},
+            )
+
+    def plug(self, guest: Guest) -> None:
+        """device_add on the xHCI bus, at the device's root port."""
+        props: dict[str, Any] = {
+            "driver": KINDS[self.kind].driver, "id": self.id, "bus": BUS, "port": str(self.port),
+            "serial": self.serial,
+        }
+        if self.kind == "serial":
+            # usb-serial attaches only while its chardev is open; a null chardev never opens.
+            props.update({"chardev": f"{self.id}-chr", "always-plugged": True})
+        elif self.kind == "storage":
+            props.update(drive=f"{self.id}-blk", removable=True)
+        guest.require_qmp().execute("device_add", props)
+
+    def unplug(self, guest: Guest) -> None:
+        """device_del, wait for DEVICE_DELETED (no guest cooperation needed), then drop the backend."""
+        qmp = guest.require_qmp()
+        qmp.execute("device_del", {"id": self.id})
+        qmp.wait_event("DEVICE_DELETED", lambda data: data.get("device") == self.id, timeout=EVENT_TIMEOUT)
+        if self.kind == "serial":
+            qmp.execute("chardev-remove", {"id": f"{self.id}-chr"})
+        elif self.kind == "storage":
+            qmp.execute("blockdev-del", {"node-name": f"{self.id}-blk"})
+
+
+@dataclass(frozen=True)
+class GadgetDevice:
+    """A configfs gadget in the guest with a VID:PID of our choosing (default: an ACM board)."""
+
+    name: str
+    serial: str
+    vendor_id: int = 0x1209  # pid.codes, the open-hardware vendor id
+    product_id: int = 0x0001
+    manufacturer: str = "nomad-device-usb"
+    product: str = "ACM test board"
+    function: str = "acm"
+    kind: str = "gadget"
+
+    @property
+    def child_subsystem(self) -> str:
+        return "tty"
+
+    @property
+    def child_devtype(self) -> str | None:
+        return None
+
+    def prepare(self, guest: Guest) -> None:
+        """Load dummy_hcd and describe the gadget in configfs (once)."""
+        guest.call(
+            "gadget_prepare", name=self.name, vendor_id=self.vendor_id, product_id=self.product_id,
+            serial=self.serial, manufacturer=self.manufacturer, product=self.product, function=self.function,
+        )
+
+    def plug(self, guest: Guest) -> None:
+        """Bind the gadget to the first free dummy UDC."""
+        guest.call("gadget_plug", name=self.name)
+
+    def unplug(self, guest: Guest) -> None:
+        """Unbind from the UDC."""
+        guest.call("gadget_unplug", name=self.name)
+
+
+@dataclass
+class Plugged:
+    """A device the guest has seen arrive: its udev events and node, and how long each step took."""
+
+    device: Device
+    usb: dict[str, Any]  # udev "add" of the usb_device
+    child: dict[str, Any]  # udev "add" of the tty/hidraw/block child
+    latency: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def devpath(self) -> str:
+        return str(self.usb["devpath"])
+
+    @property
+    def node(self) -> str:
+        return str(self.child["device_node"])
+
+    @property
+    def devnum(self) -> int:
+        return int(self.usb["properties"]["DEVNUM"])
+
+
+def plug_and_wait(guest: Guest, device: Device, timeout: float = EVENT_TIMEOUT) -> Plugged:
+    """Mark, plug, and wait until udev has announced the device and its node child.
+
+    Latencies (seconds since the mark): ``kernel_add`` (the kernel's uevent for the usb_device),
+    ``udev_add`` (udevd's, after its rules), ``node`` (udevd's event for the tty/hidraw/block child,
+    by then the /dev node and its links exist).
+    """
+    device.prepare(guest)
+    guest.call("mark")
+    device.plug(guest)
+    usb = guest.call(
+        "wait_event",
+        query={
+            "source": "udev", "action": "add", "subsystem": "usb", "devtype": "usb_device",
+            "properties": {
+                "ID_VENDOR_ID": f"{device.vendor_id:04x}", "ID_MODEL_ID": f"{device.product_id:04x}",
+                "ID_SERIAL_SHORT": device.serial,
+            },
+        },
+        timeout=timeout,
+    )
+    kernel = guest.call(
+        "wait_event", query={"source": "kernel", "action": "add", "devpath": usb["devpath"]}, timeout=timeout
+    )
+    child_query: dict[str, Any] = {
+        "source": "udev", "action": "add", "subsystem": device.child_subsystem,
+        "devpath_prefix": usb["devpath"] + "/",
+    }
+    if device.child_devtype:
+        child_query["devtype"] = device.child_devtype
+    child = guest.call("wait_event", query=child_query, timeout=timeout)
+    latency = {"kernel_add": kernel["dt"], "udev_add": usb["dt"], "node": child["dt"]}
+    return Plugged(device, usb, child, latency)
+
+
+def unplug_and_wait(guest: Guest, plugged: Plugged, timeout: float = EVENT_TIMEOUT) -> dict[str, float]:
+    """Mark, unplug, and wait for udev's ``remove`` of the usb_device and for the node to go.
+
+    Latencies: ``kernel_remove``, ``udev_remove``, ``node_gone`` (seconds since the mark).
+    """
+    guest.call("mark")
+    plugged.device.unplug(guest)
+    udev = guest.call(
+        "wait_event", query={"source": "udev", "action": "remove", "devpath": plugged.devpath}, timeout=timeout
+    )
+    kernel = guest.call(
+        "wait_event", query={"source": "kernel", "action": "remove", "devpath": plugged.devpath}, timeout=timeout
+    )
+    gone = guest.call("wait_path", path=plugged.node, exists=False, timeout=timeout)
+    return {"kernel_remove": kernel["dt"], "udev_remove": udev["dt"], "node_gone": gone}

@@ -1,0 +1,105 @@
+"""Host side helpers for the VM tier's tests: a device factory that cleans up, and the run's measurements.
+
+They live here, not in tests/vm/conftest.py, so that test modules can import them by name.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from vm.hotplug import EmulatedDevice, GadgetDevice, Plugged, plug_and_wait, unplug_and_wait
+from vm.machine import Guest
+
+ROOT_PORTS = range(1, 9)  # qemu-xhci p2=8 (see vm.machine)
+KINDS = ("serial", "keyboard", "storage", "gadget")
+STEP_ORDER = {"plug": 0, "unplug": 1, "replug": 2, "healthy": 3, "edit": 4}  # how the report lists them
+
+
+class Report:
+    """Numbers measured during the run: timings of the guest and hotplug latencies in it."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self.latencies: list[tuple[str, str, float]] = []  # (kind, stage, seconds)
+        self.notes: list[str] = []
+
+    def latency(self, kind: str, values: dict[str, float], prefix: str = "") -> None:
+        """Record each stage of one measurement (seconds since the guest's mark)."""
+        for stage, seconds in values.items():
+            self.latencies.append((kind, prefix + stage, seconds))
+
+    def lines(self) -> list[str]:
+        """The report as text: timings, then per kind and step min / median / max, in time order."""
+        out = [*self.notes, *(f"{name}: {value:.2f} s" for name, value in self.timings.items())]
+        if not self.latencies:
+            return out
+        out.append("hotplug latencies in the guest, seconds from the request (min / median / max, n):")
+        grouped: dict[tuple[str, str], list[float]] = {}
+        for kind, stage, seconds in self.latencies:
+            grouped.setdefault((kind, stage), []).append(seconds)
+        rows = []
+        for (kind, stage), values in grouped.items():
+            values.sort()
+            median = values[len(values) // 2]
+            step = stage.split(" → ")[0]
+            rows.append(((kind, STEP_ORDER.get(step, len(STEP_ORDER)), step, median), kind, stage, values, median))
+        for _, kind, stage, values, median in sorted(rows):
+            out.append(f"  {kind:9} {stage:42} {values[0]:7.3f} {median:7.3f} {values[-1]:7.3f}  n={len(values)}")
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        """Machine-readable form."""
+        return {"notes": self.notes, "timings": self.timings, "latencies": [list(x) for x in self.latencies]}
+
+
+class Devices:
+    """Makes test devices with unique serials and free root ports; unplugs leftovers in ``cleanup``.
+
+    Every plug and unplug adds its udev latencies to ``report``.
+
+    Serials are unique for the whole session, because the plugin remembers unplugged devices for
+    its grace period and a reused serial would be taken for a replug.
+    """
+
+    _counter = itertools.count(1)
+
+    def __init__(self, guest: Guest, report: Report | None = None) -> None:
+        self.guest = guest
+        self.report = report
+        self.plugged: dict[int, Plugged] = {}  # id(device) -> what plug_and_wait saw
+        self._ports: dict[int, int] = {}
+
+    def make(self, kind: str) -> EmulatedDevice | GadgetDevice:
+        """A new device of ``kind`` (serial, keyboard, storage or gadget)."""
+        n = next(self._counter)
+        serial = f"NDU{kind[:3].upper()}{n:04d}"
+        if kind == "gadget":
+            return GadgetDevice(name=f"acm{n}", serial=serial)
+        used = set(self._ports.values())
+        port = next(p for p in ROOT_PORTS if p not in used)
+        device = EmulatedDevice(kind=kind, id=f"{kind}{n}", serial=serial, port=port)
+        self._ports[id(device)] = port
+        return device
+
+    def plug(self, device: EmulatedDevice | GadgetDevice) -> Plugged:
+        """Plug and wait for udev to announce the device and its node."""
+        plugged = plug_and_wait(self.guest, device)
+        self.plugged[id(device)] = plugged
+        if self.report is not None:
+            self.report.latency(device.kind, plugged.latency, "plug → ")
+        return plugged
+
+    def unplug(self, plugged: Plugged) -> dict[str, float]:
+        """Unplug and wait for udev's remove and for the node to go."""
+        latencies = unplug_and_wait(self.guest, plugged)
+        self.plugged.pop(id(plugged.device), None)
+        if self.report is not None:
+            self.report.latency(plugged.device.kind, latencies, "unplug → ")
+        return latencies
+
+    def cleanup(self) -> None:
+        """Unplug whatever is still plugged."""
+        for plugged in list(self.plugged.values()):
+            self.unplug(plugged)
+        self._ports.clear()
