@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from discovery.model import UsbDevice
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:-]+")
+_ZEROS_THEN_DIGIT = re.compile(r"^0+[0-9]$")
 _MAX_PART = 48
 
 # Serials that manufacturers burn into every unit, so they identify nothing.
@@ -47,6 +48,8 @@ def is_junk_serial(serial: str | None) -> bool:
     if len(s) < 2:
         return True
     if len(set(s.lower())) == 1:  # "000000000", "FFFFFFFF"
+        return True
+    if _ZEROS_THEN_DIGIT.match(s):  # "0001": what every CP210x ships with
         return True
     return s.lower() in _KNOWN_JUNK
 

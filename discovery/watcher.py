@@ -360,7 +360,10 @@ def log_changes(old: Snapshot, new: Snapshot) -> None:
         before = old.devices.get(dev_id)
         context = {"device_id": dev_id, "group": "/".join(state.group), "vid_pid": state.device.vid_pid}
         if before is None:
-            log.info("device added", extra={**context, "healthy": state.healthy, "reason": state.reason})
+            if state.healthy:
+                log.info("device added", extra=context)
+            else:
+                log.warning("device added, unhealthy", extra={**context, "reason": state.reason})
         elif (before.healthy, before.reason) != (state.healthy, state.reason):
             if state.healthy:
                 log.info("device healthy", extra=context)

@@ -45,19 +45,25 @@ def block_list(nested: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def block_attrs(type_expr: str) -> tuple[str, dict[str, Any]]:
+    # Never ``any`` here: Nomad panics (and the agent dies) when the values' types differ.
     return ("block_attrs", {"type": type_expr})
 
 
+# Only concrete types: an ``any`` attribute inside a list of blocks makes Nomad's decoder panic (and
+# the agent die) as soon as two blocks give it values of different types, e.g. a string in one rule
+# and a list in the next. Lists of ids are therefore written as one comma-separated string.
+LIST_KEYS = ("vendor_id", "product_id", "subsystem", "device_class", "interface_class")
+
 MATCH_SPEC: dict[str, Any] = {
-    "vendor_id": attr("any"),
-    "product_id": attr("any"),
+    "vendor_id": attr("string"),  # "18d1" or "18d1,2a70"
+    "product_id": attr("string"),
     "serial": attr("string"),
     "manufacturer": attr("string"),
     "product": attr("string"),
-    "subsystem": attr("any"),
-    "device_class": attr("any"),
-    "interface_class": attr("any"),
-    "interface": block({"class": attr("any"), "subclass": attr("any"), "protocol": attr("any")}),
+    "subsystem": attr("string"),
+    "device_class": attr("string"),
+    "interface_class": attr("string"),
+    "interface": block({"class": attr("string"), "subclass": attr("string"), "protocol": attr("string")}),
     "port": attr("string"),
     "driver": attr("string"),
     "properties": block_attrs("string"),
@@ -68,7 +74,12 @@ RULE_SPEC: dict[str, Any] = {
     "ignore": attr("bool"),
     "match": block(MATCH_SPEC),
     "group": block({"vendor": attr("string"), "type": attr("string"), "name": attr("string")}),
-    "attributes": block_attrs("any"),
+    "attributes": block_attrs("string"),  # string values (templates allowed)
+    # A typed attribute: the value arrives as text; ``type`` says what it is (int, float, bool,
+    # string, hex), inferred from the text when left out.
+    "attribute": block_list(
+        {"name": attr("string", True), "value": attr("string", True), "unit": attr("string"), "type": attr("string")}
+    ),
     "children": attr("list(string)"),
     "permissions": attr("string"),
     "env": block_attrs("string"),
@@ -193,10 +204,36 @@ def rule_dict_from_hcl(item: Mapping[str, Any]) -> dict[str, Any]:
         return v
 
     out = clean(dict(item))
+    match = out.get("match")
+    if isinstance(match, dict):
+        for key in LIST_KEYS:
+            value = match.get(key)
+            if isinstance(value, str) and "," in value:
+                match[key] = [part.strip() for part in value.split(",")]
     mounts = out.pop("mount", None)
     if mounts:
         out["mounts"] = mounts
+    typed = out.pop("attribute", None)
+    if typed:  # attribute { name = "ram", value = "8", unit = "GiB" } joins the plain string attributes
+        attributes = dict(out.get("attributes", {}))
+        for entry in typed:
+            spec = dict(entry)
+            name = str(spec.pop("name", ""))
+            spec.setdefault("type", infer_type(str(spec.get("value", ""))))
+            attributes[name] = spec
+        out["attributes"] = attributes
     return out
+
+
+def infer_type(text: str) -> str:
+    """What an untyped attribute value means: HCL hands every value over as text."""
+    for kind, convert in (("int", int), ("float", float)):
+        try:
+            convert(text)
+        except ValueError:
+            continue
+        return kind
+    return "bool" if text in ("true", "false") else "string"
 
 
 def encode_config(value: Mapping[str, Any]) -> bytes:

@@ -68,6 +68,10 @@ class BasePluginServicer(base_pb2_grpc.BasePluginServicer):
         try:
             config = decode_config(request.msgpack_config)
             self._runtime.configure(config)
+            log.debug(
+                "config applied",
+                extra={"bytes": len(request.msgpack_config), "msgpack_hex": request.msgpack_config.hex()},
+            )
         except (ConfigError, RulesError) as exc:
             log.error("plugin config rejected", extra={"error": str(exc)})
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))

@@ -35,6 +35,8 @@ def make_device(**overrides: object) -> UsbDevice:
         ("000000000000", True),
         ("FFFFFFFF", True),
         ("0123456789ABCDEF", True),
+        ("0001", True),
+        ("0010", False),
         ("123456789", True),
         ("A50285BI", False),
         ("28011FDH2000KN", False),

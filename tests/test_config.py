@@ -1,0 +1,142 @@
+"""The config block: schema Nomad accepts, MessagePack as Nomad 1.1.0 really encoded it, errors that name the key.
+
+fixtures/nomad/setconfig-*.msgpack were captured from Nomad's own plugin launcher (v1.1.0), which
+decodes the matching .hcl file against our ConfigSchema exactly as an agent does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+
+from discovery import fakeusb
+from discovery.rules import RuleSet, rules_from_dicts
+from discovery.testbed import Testbed
+from plugin.config import CONFIG_SPEC, ConfigError, decode_config, encode_config
+from plugin.host import PluginProcess, RpcError
+from rules_factories import pixel_7
+
+NOMAD = Path(__file__).resolve().parent.parent / "fixtures" / "nomad"
+
+
+def nomad_bytes(name: str) -> bytes:
+    return (NOMAD / f"setconfig-{name}.msgpack").read_bytes()
+
+
+def spec_types(spec: dict[str, Any]) -> Iterator[str]:
+    for kind, opts in spec.values():
+        if "type" in opts:
+            yield opts["type"]
+        if "nested" in opts:
+            yield from spec_types(opts["nested"])
+
+
+def test_config_spec_has_no_any_type() -> None:
+    """No ``any`` in the schema: Nomad's decoder panics (killing the agent) on mixed types in block lists."""
+    types = list(spec_types(CONFIG_SPEC))
+    assert types and not [t for t in types if "any" in t]
+
+
+def test_config_defaults_from_nomad_empty_block() -> None:
+    """``config {}`` arrives with Nomad's defaults applied from our Default specs."""
+    config = decode_config(nomad_bytes("empty"))
+    assert (config.rules_file, config.inline_rules) == (None, ())
+    assert (config.debounce, config.unplugged_grace, config.log_level) == (0.2, 60.0, "info")
+
+
+def test_config_empty_bytes_mean_defaults() -> None:
+    """No schema config at all (empty bytes) is the same as an empty block."""
+    assert decode_config(b"") == decode_config(nomad_bytes("empty"))
+
+
+def test_config_inline_rules_as_nomad_sends_them() -> None:
+    """Inline rule blocks become rules with typed attributes, id lists and mounts."""
+    config = decode_config(nomad_bytes("inline"))
+    assert (config.debounce, config.unplugged_grace, config.log_level) == (0.15, 120.0, "debug")
+    rules = rules_from_dicts([dict(r) for r in config.inline_rules], "plugin config", field_prefix="rule")
+    assert [r.label for r in rules] == ["pixel phones", "cp210x", "hubs"]
+    phone = pixel_7()
+    match = RuleSet(tuple(rules)).match(phone, "usb-x")
+    assert match is not None
+    assert tuple(match.group) == ("google", "phone", f"pixel-{phone.serial}")
+    assert match.attributes["ram"].value == 8 and match.attributes["ram"].unit == "GiB"
+    assert match.attributes["os"].value == "android"
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        pytest.param({"debounce": "fast"}, "debounce", id="bad-duration"),
+        pytest.param({"unplugged_grace": 30}, "unplugged_grace", id="number-for-duration"),
+        pytest.param({"log_level": "loud"}, "log_level", id="bad-level"),
+        pytest.param({"rules_file": "relative/rules.yaml"}, "rules_file", id="relative-path"),
+        pytest.param({"rules_file": "/nonexistent/rules.yaml"}, "rules_file", id="missing-file"),
+        pytest.param({"surprise": True}, "surprise", id="unknown-key"),
+        pytest.param({"rule": "not a list"}, "rule", id="rule-not-list"),
+    ],
+)
+def test_config_errors_name_the_key(value: dict[str, Any], named: str) -> None:
+    """Every rejected value is reported with its key and what was expected."""
+    with pytest.raises(ConfigError) as err:
+        decode_config(encode_config(value))
+    assert f"{named}:" in str(err.value)
+
+
+def test_config_reports_every_error_at_once() -> None:
+    """Nomad's real bytes for a config with two mistakes: both are named in one error."""
+    with pytest.raises(ConfigError) as err:
+        decode_config(nomad_bytes("bad"))
+    assert "debounce:" in str(err.value) and "rules_file:" in str(err.value)
+
+
+def test_config_not_msgpack() -> None:
+    """Bytes that are not MessagePack are a ConfigError, not a crash."""
+    with pytest.raises(ConfigError):
+        decode_config(b"\xc1\xc1\xc1")
+    with pytest.raises(ConfigError):
+        decode_config(msgpack.packb([1, 2, 3]))
+
+
+@pytest.fixture
+def plugin(testbed: Testbed) -> Iterator[PluginProcess]:
+    with PluginProcess.start(env_extra=testbed.env()) as process:
+        yield process
+        assert process.shutdown() == 0
+
+
+def test_setconfig_twice_then_fingerprint(plugin: PluginProcess, testbed: Testbed) -> None:
+    """Process tier: Nomad's bytes accepted twice (validation launch), then the rules are in force."""
+    plugin.set_config(nomad_bytes("inline"))
+    plugin.set_config(nomad_bytes("inline"))
+    stream = plugin.fingerprint()
+    assert stream.next_message(10.0) is not None
+    phone = fakeusb.make_pixel7()
+    testbed.plug(phone)
+    message = stream.wait_for(lambda m: len(m.device_group) == 1, 10.0)
+    assert message is not None
+    group = message.device_group[0]
+    assert (group.vendor, group.device_type, group.device_name) == ("google", "phone", f"pixel-{phone.serial}")
+    assert group.attributes["ram"].int_val == 8 and group.attributes["ram"].unit == "GiB"
+
+
+def test_setconfig_rejects_with_invalid_argument(plugin: PluginProcess) -> None:
+    """Process tier: a bad config is INVALID_ARGUMENT naming the keys; a later good one still applies."""
+    with pytest.raises(RpcError) as err:
+        plugin.set_config(nomad_bytes("bad"))
+    assert err.value.code().name == "INVALID_ARGUMENT"
+    assert "debounce" in err.value.details() and "rules_file" in err.value.details()
+    plugin.set_config(nomad_bytes("empty"))
+
+
+def test_setconfig_rejects_broken_rules_file(plugin: PluginProcess, tmp_path: Path) -> None:
+    """A rules file with errors is refused at SetConfig with file, line and field."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - match: {vendor_id: zz}\n    group: {vendor: a, type: b, name: c}\n")
+    with pytest.raises(RpcError) as err:
+        plugin.set_config(encode_config({"rules_file": str(rules)}))
+    assert err.value.code().name == "INVALID_ARGUMENT"
+    assert "rules.yaml:2:" in err.value.details() and "vendor_id" in err.value.details()
