@@ -1,0 +1,33 @@
+# Flashes firmware onto one specific Arduino Uno, picked by its stable device ID
+# (`nomad-device-usb list` shows the IDs; they survive replugs and restarts).
+job "flash-board" {
+  type = "batch"
+
+  group "flash" {
+    task "avrdude" {
+      driver = "exec"
+
+      config {
+        command = "/usr/bin/avrdude"
+        # USB_DEVICE_0_NODE is the board's serial port (/dev/ttyACM0 or whatever it is now).
+        args    = ["-p", "m328p", "-c", "arduino", "-P", "${USB_DEVICE_0_NODE}", "-U", "flash:w:local/firmware.hex"]
+      }
+
+      artifact {
+        source      = "https://artifacts.example.com/firmware.hex"
+        destination = "local/"
+      }
+
+      resources {
+        device "arduino/board/uno" {
+          # Nomad >= 1.7 assigns the instance named here; IDs are never numeric, so this matches.
+          constraint {
+            attribute = "${device.ids}"
+            operator  = "set_contains_any"
+            value     = "usb-2341-0043-85736323838351F0E1D1"
+          }
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,26 @@
+# Logs two serial adapters at once, constrained on attributes the plugin publishes for every group:
+# vendor_id/product_id are integers (0x0403 = 1027), so write them in decimal in a job.
+job "serial-logger" {
+  group "logger" {
+    task "picocom" {
+      driver = "exec"
+
+      config {
+        command = "/bin/sh"
+        # USB_DEVICE_IDS lists both reserved IDs; USB_DEVICE_<i>_NODE is each adapter's tty.
+        args = ["-c", "for i in 0 1; do eval node=\\$USB_DEVICE_${i}_NODE; cat \"$node\" > local/adapter-$i.log & done; wait"]
+      }
+
+      resources {
+        device "serial" {
+          count = 2
+
+          constraint {
+            attribute = "${device.attr.vendor_id}"
+            value     = "1027"
+          }
+        }
+      }
+    }
+  }
+}
