@@ -73,9 +73,10 @@ class Runtime:
                     debounce=config.debounce,
                     unplugged_grace=config.unplugged_grace,
                 )
-                self._discovery = discovery
-                # Enumerating under the lock keeps a second caller from starting a second monitor.
+                # Enumerating under the lock keeps a second caller from starting a second monitor;
+                # only a started discovery is kept, so a failed start is tried again next time.
                 discovery.start()
+                self._discovery = discovery
                 log.info(
                     "discovery started",
                     extra={

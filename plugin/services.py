@@ -27,6 +27,7 @@ from discovery.reservation import (
 )
 from discovery.rules import RulesError
 from discovery.snapshot import Snapshot
+from discovery.watcher import Discovery
 from plugin import __version__
 from plugin.config import CONFIG_SPEC, ConfigError, PluginConfig, decode_config
 from plugin.fingerprint import build_fingerprint
@@ -38,6 +39,7 @@ from proto import base_pb2, base_pb2_grpc, device_pb2, device_pb2_grpc
 log = logging.getLogger(__name__)
 
 PLUGIN_NAME = "nomad-device-usb"
+RETRY_START_S = 5.0
 DEVICE_API_VERSION = "v0.1.0"
 
 _STATUS_FOR_ERROR: dict[type[ReservationError], grpc.StatusCode] = {
@@ -87,11 +89,21 @@ class DevicePluginServicer(device_pb2_grpc.DevicePluginServicer):
         self, request: device_pb2.FingerprintRequest, context: grpc.ServicerContext
     ) -> Iterator[device_pb2.FingerprintResponse]:
         cancelled = threading.Event()
-        discovery = self._runtime.discovery()
+        discovery = self._discovery_or_none()
+        if discovery is None:
+            # Discovery could not start (no udev monitor, no usbfs): an empty answer releases
+            # Nomad's start-up gate; we keep trying, and the stream stays open meanwhile.
+            yield device_pb2.FingerprintResponse()
+            context.add_callback(cancelled.set)
+            while discovery is None and not cancelled.wait(RETRY_START_S):
+                discovery = self._discovery_or_none()
+            if discovery is None:
+                return
+        active = discovery
 
         def on_cancel() -> None:
             cancelled.set()
-            discovery.wake_waiters()
+            active.wake_waiters()
 
         context.add_callback(on_cancel)
         snapshot: Snapshot | None = None
@@ -117,6 +129,13 @@ class DevicePluginServicer(device_pb2_grpc.DevicePluginServicer):
             log.debug("fingerprint sent", extra={"version": snapshot.version, "groups": len(message.device_group)})
             yield message
 
+    def _discovery_or_none(self) -> Discovery | None:
+        try:
+            return self._runtime.discovery()
+        except Exception:  # logged with its traceback; the caller keeps its stream alive
+            log.exception("device discovery could not start; retrying")
+            return None
+
     def Reserve(self, request: device_pb2.ReserveRequest, context: grpc.ServicerContext) -> device_pb2.ReserveResponse:
         ids = list(request.device_ids)
         try:
@@ -126,6 +145,9 @@ class DevicePluginServicer(device_pb2_grpc.DevicePluginServicer):
             code = _STATUS_FOR_ERROR.get(type(exc), grpc.StatusCode.FAILED_PRECONDITION)
             log.warning("reservation refused", extra={"device_ids": ",".join(ids), "error": str(exc)})
             context.abort(code, str(exc))
+        except Exception as exc:  # discovery down: say so instead of an opaque UNKNOWN
+            log.exception("reservation failed", extra={"device_ids": ",".join(ids)})
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"device discovery is not available: {exc}")
         log.info("devices reserved", extra={"device_ids": ",".join(ids), "nodes": len(plan.devices)})
         res = device_pb2.ContainerReservation(
             envs=plan.envs,
@@ -144,10 +166,9 @@ class DevicePluginServicer(device_pb2_grpc.DevicePluginServicer):
         interval = request.collection_interval.ToTimedelta().total_seconds() or 1.0
         cancelled = threading.Event()
         context.add_callback(cancelled.set)
-        discovery = self._runtime.discovery()
         while not cancelled.is_set():
             try:
-                message = build_stats(discovery.current(), self._clock())
+                message = build_stats(self._runtime.discovery().current(), self._clock())
             except Exception:  # like Fingerprint: an error here would stop stats for the agent's lifetime
                 log.exception("building stats failed; the stream stays open")
                 message = None
