@@ -253,7 +253,8 @@ def build_groups(states: Iterable[DeviceState]) -> tuple[Group, ...]:
             theirs = device_attributes(other)
             for name in list(common):
                 if theirs.get(name) != common[name]:
-                    log.warning(
+                    # Normal for a broad group (two adapter models under one name); debug only.
+                    log.debug(
                         "devices in one group disagree on an attribute; it is left out",
                         extra={"group": "/".join(key), "attribute": name},
                     )
