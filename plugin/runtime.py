@@ -12,22 +12,12 @@ import threading
 from collections.abc import Sequence
 
 from discovery.rules import RuleSet, load_rules, rules_from_dicts
-from discovery.watcher import DeviceSource, Discovery
+from discovery.sources import default_source
+from discovery.watcher import Discovery
 from plugin.config import PluginConfig
 from plugin.logs import set_level
 
 log = logging.getLogger(__name__)
-
-
-def default_source() -> DeviceSource:
-    """udev when it is there (events, no polling); otherwise the pyusb fallback that rescans."""
-    from discovery.udev import UdevSource, udev_available
-
-    if udev_available():
-        return UdevSource()
-    from discovery.usbfs import UsbfsSource
-
-    return UsbfsSource()
 
 
 class Runtime:

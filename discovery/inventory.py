@@ -1,0 +1,143 @@
+"""Enumerate once, snapshot once: the attached devices with the IDs and matches the plugin would give them.
+
+The CLI (``list``, ``explain``, ``validate``, ``suggest``) needs the same picture the plugin publishes,
+so this builds it the same way: every device from one enumeration goes through ``DeviceTable``
+(sticky, unique IDs judged against the whole enumeration), the table gets the rules, and
+``build()`` makes the Snapshot, health reasons and all. Nothing here matches or names devices on
+its own. :func:`find_devices` resolves what a person types (an ID, ``VID:PID``, a sysfs path, a /dev
+node or a port) to attached devices.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from discovery.model import UsbDevice
+from discovery.rules import RuleSet, RuleVerdict
+from discovery.snapshot import DeviceState, Snapshot
+from discovery.state import DeviceTable, NodeCheck, check_node
+from discovery.usbfs import UsbfsUnavailableError
+
+if TYPE_CHECKING:
+    from discovery.watcher import DeviceSource
+
+_VID_PID = re.compile(r"(?:0x)?([0-9a-fA-F]{1,4}):(?:0x)?([0-9a-fA-F]{1,4})\Z")
+
+
+class DeviceAccessError(Exception):
+    """USB devices cannot be listed here at all: no udev, and no usable libusb either."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One attached device as the plugin sees it: its ID, the device, and its state if a rule took it."""
+
+    id: str
+    device: UsbDevice
+    state: DeviceState | None  # None: no rule takes it (or an ignore rule excludes it)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Everything attached at one moment, under one rule set."""
+
+    rules: RuleSet
+    snapshot: Snapshot
+    entries: tuple[Entry, ...]  # sorted by sys_path, the order udev lists them
+
+    @property
+    def source(self) -> str:
+        return self.snapshot.source
+
+    def ids_by_sys_path(self) -> dict[str, str]:
+        """sys_path -> ID, the form ``RuleSet.warnings_for`` takes."""
+        return {e.device.sys_path: e.id for e in self.entries}
+
+    def verdicts(self, entry: Entry) -> list[RuleVerdict]:
+        """Every rule's verdict on ``entry``'s device, with its ID filled in for ``{id}``."""
+        return self.rules.explain(entry.device, entry.id)
+
+    def deciding_verdict(self, entry: Entry) -> RuleVerdict | None:
+        """The rule that decides the device (an ignore rule for an excluded one), None when none does."""
+        return next((v for v in self.verdicts(entry) if v.winner), None)
+
+
+def enumerate_devices(source: DeviceSource) -> list[UsbDevice]:
+    """``source.enumerate()``, with "cannot see USB at all" turned into :class:`DeviceAccessError`."""
+    try:
+        return source.enumerate()
+    except ImportError as exc:  # pyudev without libudev, pyusb without a backend module
+        raise DeviceAccessError(f"cannot list USB devices: {exc}") from exc
+    except UsbfsUnavailableError as exc:  # the fallback, and libusb is missing
+        raise DeviceAccessError(f"cannot list USB devices: no udev (/run/udev is missing) and {exc}") from exc
+    except OSError as exc:
+        raise DeviceAccessError(f"cannot list USB devices through {source.name}: {exc.strerror or exc}") from exc
+
+
+def take_inventory(
+    rules: RuleSet,
+    devices: list[UsbDevice],
+    *,
+    source: str = "udev",
+    now: Callable[[], float] = time.time,
+    node_check: NodeCheck = check_node,
+) -> Inventory:
+    """The devices of one enumeration, named and matched exactly as the plugin's first snapshot would be."""
+    table = DeviceTable(unplugged_grace=0.0, node_check=node_check)
+    table.set_rules(rules)
+    table.replace_all(devices, now())
+    snapshot = table.build(1, source=source)
+    entries = sorted(
+        (Entry(dev_id, device, snapshot.devices.get(dev_id)) for dev_id, device in table.attached()),
+        key=lambda e: e.device.sys_path,
+    )
+    return Inventory(rules=rules, snapshot=snapshot, entries=tuple(entries))
+
+
+def find_devices(inventory: Inventory, query: str) -> list[Entry]:
+    """The attached devices ``query`` names, tried in this order (the first kind that finds any wins).
+
+    An ID; ``VID:PID`` (hex, as lsusb prints it; may name several devices); a sysfs path (of the
+    device or of anything below it, ``/devices/...`` works too); a /dev node (the USB node, a child's
+    node or one of its udev links such as /dev/serial/by-id/...); a port (udev ``ID_PATH`` or the
+    kernel name such as ``1-5.2``).
+    """
+    text = query.strip()
+    entries = inventory.entries
+    if not text:
+        return []
+    by_id = [e for e in entries if e.id == text]
+    if by_id:
+        return by_id
+    pair = _VID_PID.match(text)
+    if pair:
+        vid, pid = int(pair.group(1), 16), int(pair.group(2), 16)
+        return [e for e in entries if (e.device.vendor_id, e.device.product_id) == (vid, pid)]
+    if text.startswith("/devices/"):
+        text = "/sys" + text
+    if text.startswith("/sys/"):
+        path = os.path.normpath(text)
+        owners = [e for e in entries if path == e.device.sys_path or path.startswith(e.device.sys_path + "/")]
+        # the deepest owner: a path below a hub's child belongs to the child, not the hub
+        return sorted(owners, key=lambda e: len(e.device.sys_path), reverse=True)[:1]
+    if text.startswith("/dev/"):
+        found = [e for e in entries if text in _nodes_and_links(e.device)]
+        if found:
+            return found
+        resolved = os.path.realpath(text)
+        return [e for e in entries if resolved in _nodes_and_links(e.device)]
+    return [e for e in entries if text in (e.device.port_path, e.device.sys_name)]
+
+
+def _nodes_and_links(device: UsbDevice) -> set[str]:
+    names = {device.device_node} if device.device_node else set()
+    for child in device.children:
+        if child.device_node:
+            names.add(child.device_node)
+        names.update(child.devlinks)
+    return names
