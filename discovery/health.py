@@ -51,7 +51,8 @@ def run_check(argv: Sequence[str], timeout_s: float, *, env: dict[str, str] | No
             env=env,
         )
     except OSError as exc:
-        return HealthResult(False, None, f"health check could not start: {exc.strerror or exc}", 0.0, wall)
+        program = argv[0] if argv else "?"
+        return HealthResult(False, None, f"health check could not start: {program}: {exc.strerror or exc}", 0.0, wall)
     try:
         _, err = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:

@@ -17,6 +17,8 @@ from discovery.model import UsbDevice
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:-]+")
 _ZEROS_THEN_DIGIT = re.compile(r"^0+[0-9]$")
+_PCI_DOMAIN_0 = re.compile(r"^pci-0000:")
+_USB_IN_PATH = re.compile(r"-usb(?:v(\d+))?-0:")
 _MAX_PART = 48
 
 # Serials that manufacturers burn into every unit, so they identify nothing.
@@ -67,8 +69,18 @@ def serial_id(device: UsbDevice) -> str:
     return f"usb-{device.vendor_id:04x}-{device.product_id:04x}-{_safe(device.serial or '')}"
 
 
+def compact_port(port_path: str) -> str:
+    """udev's ID_PATH without the parts every USB port shares: ``pci-0000:00:14.0-usb-0:5.1`` -> ``00:14.0-5.1``.
+
+    What stays still names the controller (its PCI address) and the port chain, so the result is as
+    unique and as stable as ID_PATH, and short enough to read in a table or a job file.
+    """
+    # usbv2/usbv3 (two root hubs of one xHCI controller) stay apart as v2/v3.
+    return _USB_IN_PATH.sub(lambda m: f"-v{m.group(1)}-" if m.group(1) else "-", _PCI_DOMAIN_0.sub("", port_path))
+
+
 def port_id(device: UsbDevice) -> str:
-    return f"usb-{device.vendor_id:04x}-{device.product_id:04x}-port-{_safe(device.port_path)}"
+    return f"usb-{device.vendor_id:04x}-{device.product_id:04x}-port-{_safe(compact_port(device.port_path))}"
 
 
 def stable_id(device: UsbDevice, attached: Iterable[UsbDevice] = ()) -> str:

@@ -364,6 +364,8 @@ def log_changes(old: Snapshot, new: Snapshot) -> None:
                 log.info("device added", extra=context)
             else:
                 log.warning("device added, unhealthy", extra={**context, "reason": state.reason})
+        elif before.group != state.group:
+            log.info("device regrouped", extra={**context, "was": "/".join(before.group)})
         elif (before.healthy, before.reason) != (state.healthy, state.reason):
             if state.healthy:
                 log.info("device healthy", extra=context)

@@ -9,27 +9,24 @@ terminal what this executable is (and point at --help); with arguments, the CLI
 
 from __future__ import annotations
 
-import importlib.util
+import logging
 import os
+import signal
 import sys
-from collections.abc import Callable
-from typing import Any
+import threading
+from typing import TYPE_CHECKING
 
 from plugin.handshake import NOT_A_PROGRAM_MESSAGE, check_cookie
 from plugin.logs import setup_logging
 
-DEFAULT_LOG_LEVEL = "debug"
-
-
-def _device_services() -> tuple[Callable[[Any], None], Callable[[], None] | None]:
-    """register/on_shutdown for the device servicers, or no-ops until they exist."""
-    if importlib.util.find_spec("plugin.services") is None:
-        return (lambda _server: None), None
-    from plugin import services
+if TYPE_CHECKING:
     from plugin.runtime import Runtime
 
-    runtime = Runtime()
-    return (lambda server: services.register(server, runtime)), runtime.stop
+log = logging.getLogger(__name__)
+
+# Until SetConfig brings the operator's log_level.
+DEFAULT_LOG_LEVEL = "info"
+ORPHAN_CHECK_S = 2.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,10 +42,34 @@ def main(argv: list[str] | None = None) -> int:
         return cli.main(args)
     setup_logging(DEFAULT_LOG_LEVEL)
     # Imported only in plugin mode, so the CLI never loads grpc.
+    from plugin import services
+    from plugin.runtime import Runtime
     from plugin.server import serve_and_exit
 
-    register, on_shutdown = _device_services()
-    serve_and_exit(register, on_shutdown=on_shutdown)
+    runtime = Runtime()
+    watch_for_orphaning(runtime)
+    serve_and_exit(lambda server: services.register(server, runtime), on_shutdown=runtime.stop)
+
+
+def watch_for_orphaning(runtime: Runtime, interval: float = ORPHAN_CHECK_S) -> None:
+    """Exit when the agent is gone and this process never served devices.
+
+    Nomad stops a plugin whose SetConfig failed only by forgetting it (the process lives on), and an
+    agent that dies during its start-up launches leaves them behind too. A long-lived instance that
+    served devices must outlive an agent crash instead, so the next agent can reattach and stop it.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        tick = threading.Event()  # never set: a sleep that is not time.sleep
+        while not tick.wait(interval):
+            if os.getppid() != parent and not runtime.serving_devices:
+                log.info("the Nomad agent that started this plugin is gone; exiting", extra={"parent": parent})
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -50,6 +50,11 @@ class Runtime:
         file_rules = load_rules(config.rules_file) if config.rules_file else None
         return RuleSet.from_parts(inline, file_rules)  # type: ignore[arg-type]
 
+    @property
+    def serving_devices(self) -> bool:
+        """True once discovery has started: this is the long-lived instance Nomad may reattach to."""
+        return self._discovery is not None or self._stopped
+
     def discovery(self) -> Discovery:
         with self._lock:
             if self._discovery is None:

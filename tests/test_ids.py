@@ -60,7 +60,7 @@ def test_stable_id_without_serial_uses_port_path() -> None:
     """A device without a serial is known by its port; a new devnum does not change that."""
     a = make_device(serial=None, devnum=7)
     b = make_device(serial=None, devnum=9)
-    assert stable_id(a) == stable_id(b) == "usb-18d1-4ee7-port-pci-0000:00:14.0-usb-0:2"
+    assert stable_id(a) == stable_id(b) == "usb-18d1-4ee7-port-00:14.0-2"
 
 
 def test_stable_id_shared_serial_falls_back_to_ports() -> None:
@@ -78,3 +78,21 @@ def test_stable_id_is_safe_for_nomad(serial: str, port: str) -> None:
     assert dev_id.startswith("usb-")
     assert "," not in dev_id and " " not in dev_id and "/" not in dev_id
     assert len(dev_id) <= 80
+
+
+@pytest.mark.parametrize(
+    ("id_path", "compact"),
+    [
+        ("pci-0000:00:14.0-usb-0:5.1", "00:14.0-5.1"),
+        ("pci-0000:00:14.0-usbv2-0:3", "00:14.0-v2-3"),
+        ("pci-0000:00:14.0-usbv3-0:3", "00:14.0-v3-3"),
+        ("pci-0001:00:14.0-usb-0:2", "pci-0001:00:14.0-2"),
+        ("platform-xhci-hcd.0.auto-usb-0:1", "platform-xhci-hcd.0.auto-1"),
+        ("1-5.1", "1-5.1"),
+    ],
+)
+def test_compact_port_keeps_controller_and_port_chain(id_path: str, compact: str) -> None:
+    """Port IDs drop only what every USB path shares; USB2 and USB3 root hubs stay apart."""
+    from discovery.ids import compact_port
+
+    assert compact_port(id_path) == compact

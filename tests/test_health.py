@@ -1,0 +1,30 @@
+"""Health checks run as real subprocesses: verdicts, reasons and timeouts."""
+
+from __future__ import annotations
+
+import sys
+
+from discovery.health import run_check
+
+
+def test_run_check_ok_and_failure_reason() -> None:
+    """Exit 0 is healthy; otherwise the reason holds the exit code and the last stderr line."""
+    assert run_check([sys.executable, "-c", "pass"], 10.0).ok
+    result = run_check([sys.executable, "-c", "import sys; print('x', file=sys.stderr); print('last', file=sys.stderr); sys.exit(4)"], 10.0)
+    assert not result.ok and result.exit_code == 4
+    assert result.detail == "health check failed: exit 4: last"
+
+
+def test_run_check_missing_program_is_named() -> None:
+    """A command that cannot start says which program is missing."""
+    result = run_check(["/nonexistent/adb", "get-state"], 5.0)
+    assert not result.ok and result.exit_code is None
+    assert result.detail == "health check could not start: /nonexistent/adb: No such file or directory"
+
+
+def test_run_check_timeout_kills_the_process_group() -> None:
+    """A hanging check (and its children) is killed at the timeout and reported as such."""
+    script = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
+    result = run_check([sys.executable, "-c", script], 0.5)
+    assert not result.ok and result.detail == "health check timed out after 0.5s"
+    assert result.latency_s < 30
