@@ -81,8 +81,12 @@ class DeviceTable:
                 self.update(path, None, now)
         # IDs are judged against the whole enumeration, so two devices sharing a serial both
         # get port IDs, the same ones after every restart whatever order udev lists them in.
+        # Only devices with the same vendor, product and serial can collide: compare within those.
+        twins: dict[tuple[int, int, str | None], list[UsbDevice]] = {}
+        for device in fresh.values():
+            twins.setdefault((device.vendor_id, device.product_id, device.serial), []).append(device)
         for path, device in sorted(fresh.items()):
-            self.update(path, device, now, peers=fresh.values())
+            self.update(path, device, now, peers=twins[(device.vendor_id, device.product_id, device.serial)])
 
     def update(
         self, sys_path: str, device: UsbDevice | None, now: float, peers: Iterable[UsbDevice] | None = None
@@ -129,6 +133,8 @@ class DeviceTable:
 
     def _unique(self, candidate: str) -> str:
         """IDs are unique among attached devices even if two devices claim the same port (should not happen)."""
+        if candidate not in self._history or self._history[candidate].unplugged_at is not None:
+            return candidate  # free, or the ID of an unplugged device coming back
         taken = set(self._ids.values())
         if candidate not in taken:
             return candidate

@@ -108,7 +108,8 @@ class Discovery:
         self._thread: threading.Thread | None = None
         self._dirty: set[str] = set()
         self._full_rescan = False
-        self._rules_dirty = False
+        self._rules_dirty = False  # read again when the window closes
+        self._rules_requested = False  # asked for since the last pass of the loop
         self._window_opened: float | None = None
         self._window_deadline: float | None = None
         self._next_rescan: float | None = None
@@ -156,7 +157,7 @@ class Discovery:
 
     def reload_rules(self) -> None:
         """Ask the thread to read the rules again (as a file change does)."""
-        self._rules_dirty = True
+        self._rules_requested = True
         self._wake()
 
     def stop(self) -> None:
@@ -209,9 +210,11 @@ class Discovery:
             self._on_events(now)
         if self._filewatch is not None and (watch_fd in readable or watch_fd is None):
             if self._filewatch.changed():
-                self._rules_dirty = True
+                self._rules_requested = True
         self._collect_health(now)
-        if self._rules_dirty:
+        if self._rules_requested:  # once per request: the window must not be pushed out again
+            self._rules_requested = False
+            self._rules_dirty = True
             self._open_window(now)
         if self._next_rescan is not None and now >= self._next_rescan:
             self._full_rescan = True
