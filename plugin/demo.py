@@ -192,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         _step("Shutdown")
         stream.cancel()
         code = plugin.shutdown()
-        _say(f"   plugin exited with {code}; it wrote {len(plugin.entries)} log lines on stderr, all hclog JSON")
+        bad = len(plugin.bad_stderr_lines)
+        verdict = "all hclog JSON" if not bad else f"{bad} of them NOT valid hclog JSON"
+        _say(f"   plugin exited with {code}; it wrote {len(plugin.entries) + bad} log lines on stderr, {verdict}")
+        _say("   (run with --show-logs to see them)" if not args.show_logs else "")
         if args.show_logs:
             for entry in plugin.entries:
                 _say("   " + json.dumps(entry))
