@@ -36,9 +36,18 @@ def _last_line(data: bytes) -> str:
     return lines[-1][:200] if lines else ""
 
 
+def check_environment() -> dict[str, str]:
+    """The plugin's environment without go-plugin's handshake variables, which are not the check's business."""
+    return {
+        k: v for k, v in os.environ.items() if k != "NOMAD_PLUGIN_MAGIC_COOKIE" and not k.startswith("PLUGIN_")
+    }
+
+
 def run_check(argv: Sequence[str], timeout_s: float, *, env: dict[str, str] | None = None) -> HealthResult:
     """Run ``argv`` and judge it: exit code 0 within ``timeout_s`` is healthy."""
     started = time.monotonic()
+    if env is None:
+        env = check_environment()
     wall = time.time()
     try:
         proc = subprocess.Popen(

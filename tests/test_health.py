@@ -28,3 +28,11 @@ def test_run_check_timeout_kills_the_process_group() -> None:
     result = run_check([sys.executable, "-c", script], 0.5)
     assert not result.ok and result.detail == "health check timed out after 0.5s"
     assert result.latency_s < 30
+
+
+def test_run_check_does_not_pass_on_go_plugin_variables(monkeypatch) -> None:
+    """The check runs without the plugin's handshake cookie, so it never starts in plugin mode."""
+    monkeypatch.setenv("NOMAD_PLUGIN_MAGIC_COOKIE", "e4327c2e")
+    monkeypatch.setenv("PLUGIN_PROTOCOL_VERSIONS", "2")
+    script = "import os, sys; sys.exit(1 if 'NOMAD_PLUGIN_MAGIC_COOKIE' in os.environ or 'PLUGIN_PROTOCOL_VERSIONS' in os.environ else 0)"
+    assert run_check([sys.executable, "-c", script], 10.0).ok
