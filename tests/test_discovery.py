@@ -239,3 +239,24 @@ def test_discovery_stop_ends_waiters(discovery: Discovery) -> None:
     discovery.stop()
     assert discovery.wait_newer(version, 5.0).version == version
     assert discovery.stopped
+
+
+def test_discovery_change_event_regroups_by_property(testbed: Testbed, tmp_path: Path) -> None:
+    """A udev 'change' that alters a property the rules look at moves the device to another group."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n"
+        "  - match: {vendor_id: '0403', properties: {LAB_ROLE: 'flasher'}}\n"
+        "    group: {vendor: lab, type: serial, name: flasher}\n"
+        "  - match: {vendor_id: '0403'}\n"
+        "    group: {vendor: ftdi, type: serial, name: ft232r}\n"
+    )
+    d = start_discovery(rules, debounce=0.02)
+    try:
+        handle = testbed.plug(fakeusb.make_ftdi())
+        wait_until(d, lambda s: [g.name for g in s.groups] == ["ft232r"])
+        testbed.change(handle, {"LAB_ROLE": "flasher"})
+        moved = wait_until(d, lambda s: [g.name for g in s.groups] == ["flasher"])
+        assert list(moved.devices) == ["usb-0403-6001-A50285BI"]
+    finally:
+        d.stop()
