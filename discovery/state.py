@@ -212,7 +212,7 @@ class DeviceTable:
                 plugged_at=hist.plugged_at,
                 unplugged_at=hist.unplugged_at,
                 replug_count=hist.replug_count,
-                health=self._health.get(dev_id),
+                health=self._health.get(dev_id) if match.health is not None else None,
             )
         return Snapshot(
             version=version,
@@ -233,7 +233,7 @@ class DeviceTable:
             problem = self._node_check(path)
             if problem:
                 return problem
-        result = self._health.get(dev_id)
+        result = self._health.get(dev_id) if match.health is not None else None  # a dropped check no longer counts
         if result is not None and not result.ok:
             return result.detail
         return ""

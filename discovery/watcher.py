@@ -100,6 +100,8 @@ class Discovery:
         self._rules_error: str | None = None
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake_lock = threading.Lock()
+        self._wake_closed = False
         self._health_results: queue.SimpleQueue[tuple[str, HealthResult]] = queue.SimpleQueue()
         self._health_pool = ThreadPoolExecutor(max_workers=health_workers, thread_name_prefix="health")
         self._health_due: dict[str, float] = {}
@@ -116,16 +118,24 @@ class Discovery:
 
     # -- public ---------------------------------------------------------------------------
     def start(self) -> Snapshot:
-        """Start the source, enumerate once and publish the first Snapshot before returning."""
-        self._table.set_rules(self._load_rules())
-        self._source.start()  # the monitor listens before we enumerate: no event falls in between
-        if self._rules_file:
-            self._filewatch = FileWatch(self._rules_file)
-        self._table.replace_all(self._source.enumerate(), self._wall())
+        """Start the source, enumerate once and publish the first Snapshot before returning.
+
+        If anything fails, everything opened so far is closed again and the error is raised.
+        """
+        try:
+            self._table.set_rules(self._load_rules())
+            self._source.start()  # the monitor listens before we enumerate: no event falls in between
+            if self._rules_file:
+                self._filewatch = FileWatch(self._rules_file)
+            self._table.replace_all(self._source.enumerate(), self._wall())
+        except BaseException:
+            self.stop()
+            raise
         if self._source.fileno() is None:
             log.warning("udev is not available; falling back to pyusb with a rescan every 5s")
             self._next_rescan = self._clock() + RESCAN_WITHOUT_UDEV_S
         self._publish()
+        self._schedule_health(self._clock())  # devices present at start get their checks at once
         self._thread = threading.Thread(target=self._run, name="discovery", daemon=True)
         self._thread.start()
         return self.current()
@@ -174,15 +184,20 @@ class Discovery:
         self._source.close()
         if self._filewatch is not None:
             self._filewatch.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        with self._wake_lock:  # a health thread finishing late must not write into a reused fd
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_closed = True
 
     # -- the loop -------------------------------------------------------------------------
     def _wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"x")
-        except BlockingIOError:
-            log.debug("wake-up pipe already full; the thread is awake anyway")
+        with self._wake_lock:
+            if self._wake_closed:
+                return
+            try:
+                os.write(self._wake_w, b"x")
+            except BlockingIOError:
+                log.debug("wake-up pipe already full; the thread is awake anyway")
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -202,7 +217,12 @@ class Discovery:
         watch_fd = self._filewatch.fileno() if self._filewatch else None
         if watch_fd is not None:
             fds.append(watch_fd)
-        readable, _, _ = select.select(fds, [], [], self._timeout())
+        poller = select.poll()  # poll, not select: no limit on descriptor numbers
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        timeout = self._timeout()
+        ready = poller.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999)))
+        readable = {fd for fd, _ in ready}
         now = self._clock()
         if self._wake_r in readable:
             self._drain_wake()

@@ -31,8 +31,8 @@ class Runtime:
     def configure(self, config: PluginConfig) -> None:
         """Check the whole config (the rules file included) before anything of it is applied."""
         inline = rules_from_dicts([dict(r) for r in config.inline_rules], "plugin config", field_prefix="rule")
-        if config.rules_file:
-            load_rules(config.rules_file)  # raises RulesError naming file, line and field
+        file_rules = load_rules(config.rules_file) if config.rules_file else None  # RulesError: file, line, field
+        RuleSet.from_parts(inline, file_rules)  # inline and file rules must not disagree on a group
         with self._lock:
             changed = config != self._config
             self._config = config

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 PLUGIN_NAME = "nomad-device-usb"
 RETRY_START_S = 5.0
+MIN_STATS_INTERVAL_S = 0.1
 DEVICE_API_VERSION = "v0.1.0"
 
 _STATUS_FOR_ERROR: dict[type[ReservationError], grpc.StatusCode] = {
@@ -164,11 +165,16 @@ class DevicePluginServicer(device_pb2_grpc.DevicePluginServicer):
 
     def Stats(self, request: device_pb2.StatsRequest, context: grpc.ServicerContext) -> Iterator[device_pb2.StatsResponse]:
         interval = request.collection_interval.ToTimedelta().total_seconds() or 1.0
+        interval = max(interval, MIN_STATS_INTERVAL_S)
         cancelled = threading.Event()
         context.add_callback(cancelled.set)
         while not cancelled.is_set():
+            discovery = self._discovery_or_none()
+            if discovery is None:
+                cancelled.wait(RETRY_START_S)  # logged once per attempt, not once per interval
+                continue
             try:
-                message = build_stats(self._runtime.discovery().current(), self._clock())
+                message = build_stats(discovery.current(), self._clock())
             except Exception:  # like Fingerprint: an error here would stop stats for the agent's lifetime
                 log.exception("building stats failed; the stream stays open")
                 message = None

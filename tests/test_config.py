@@ -140,3 +140,21 @@ def test_setconfig_rejects_broken_rules_file(plugin: PluginProcess, tmp_path: Pa
         plugin.set_config(encode_config({"rules_file": str(rules)}))
     assert err.value.code().name == "INVALID_ARGUMENT"
     assert "rules.yaml:2:" in err.value.details() and "vendor_id" in err.value.details()
+
+
+def test_setconfig_rejects_inline_and_file_rules_that_disagree(plugin: PluginProcess, tmp_path: Path) -> None:
+    """One group named by an inline rule and a file rule with different attributes is refused at SetConfig."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - match: {vendor_id: 18d1}\n    group: {vendor: google, type: phone, name: pixel}\n"
+        "    attributes: {os: linux}\n"
+    )
+    inline = {
+        "match": {"vendor_id": "18d1"},
+        "group": {"vendor": "google", "type": "phone", "name": "pixel"},
+        "attributes": {"os": "android"},
+    }
+    with pytest.raises(RpcError) as err:
+        plugin.set_config(encode_config({"rules_file": str(rules), "rule": [inline]}))
+    assert err.value.code().name == "INVALID_ARGUMENT"
+    assert "google/phone/pixel" in err.value.details()

@@ -260,3 +260,37 @@ def test_discovery_change_event_regroups_by_property(testbed: Testbed, tmp_path:
         assert list(moved.devices) == ["usb-0403-6001-A50285BI"]
     finally:
         d.stop()
+
+
+def test_discovery_checks_health_of_devices_present_at_start(testbed: Testbed, tmp_path: Path) -> None:
+    """A device already attached when discovery starts gets its health check without any other event."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n"
+        "  - match: {vendor_id: '0403'}\n"
+        "    group: {vendor: ftdi, type: serial, name: ft232r}\n"
+        f"    health: {{command: [{sys.executable!r}, '-c', 'raise SystemExit(2)'], interval: 1s, timeout: 1s}}\n"
+    )
+    testbed.plug(fakeusb.make_ftdi())
+    d = start_discovery(rules, debounce=0.02)
+    try:
+        snapshot = wait_until(d, lambda s: any(not st.healthy for st in s.devices.values()))
+        (state,) = snapshot.devices.values()
+        assert state.reason == "health check failed: exit 2"
+    finally:
+        d.stop()
+
+
+def test_discovery_dropping_a_health_check_forgets_its_verdict(testbed: Testbed, tmp_path: Path) -> None:
+    """When the rule loses its failing health check, the device is healthy again without a replug."""
+    rules = tmp_path / "rules.yaml"
+    base = "rules:\n  - match: {vendor_id: '0403'}\n    group: {vendor: ftdi, type: serial, name: ft232r}\n"
+    rules.write_text(base + f"    health: {{command: [{sys.executable!r}, '-c', 'raise SystemExit(1)']}}\n")
+    testbed.plug(fakeusb.make_ftdi())
+    d = start_discovery(rules, debounce=0.02)
+    try:
+        wait_until(d, lambda s: any(not st.healthy for st in s.devices.values()))
+        rules.write_text(base)
+        wait_until(d, lambda s: len(healthy_ids(s)) == 1)
+    finally:
+        d.stop()
