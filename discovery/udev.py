@@ -186,7 +186,11 @@ def usb_device_from_udev(device: pyudev.Device,
         node = d.device_node
         if node is None and d.subsystem != "net":
             continue
-        child_props = dict(d.properties)
+        try:
+            child_props = dict(d.properties)
+        except ValueError:  # a property that is not UTF-8 (an operator's ENV{} rule, say): skip the child
+            log.warning("skipping a child with undecodable udev properties", extra={"sys_path": path})
+            continue
         children.append(Child(
             subsystem=d.subsystem,
             sys_path=path,
@@ -269,6 +273,9 @@ class UdevSource:
         for device in ctx.list_devices(subsystem="usb", DEVTYPE="usb_device"):
             try:
                 result.append(usb_device_from_udev(device))
+            except ValueError as exc:  # undecodable (non-UTF-8) udev data: this device, not the world, is lost
+                log.warning("skipping a device with unreadable udev data", extra={"sys_path": device.sys_path,
+                                                                                   "error": str(exc)})
             except (UdevReadError, pyudev.DeviceNotFoundError, OSError) as exc:
                 log.debug("skipping device that went away during enumeration", extra={"sys_path": device.sys_path,
                                                                                        "error": str(exc)})
@@ -285,7 +292,8 @@ class UdevSource:
             return None
         try:
             return usb_device_from_udev(device)
-        except (UdevReadError, pyudev.DeviceNotFoundError, OSError):
+        except (UdevReadError, pyudev.DeviceNotFoundError, OSError, ValueError):
+            # ValueError: undecodable (non-UTF-8) udev data; the device is left out, not the world
             return None
 
     def fileno(self) -> int:
@@ -308,10 +316,15 @@ class UdevSource:
         # poll(0) returns None both for "nothing" and for a message libudev dropped (filter,
         # bad sender), so keep reading while the socket still has data.
         while any(revents & select.POLLIN for _, revents in poller.poll(0)):
-            device = monitor.poll(timeout=0)
-            if device is None:
+            try:
+                device = monitor.poll(timeout=0)
+                if device is None:
+                    continue
+                sys_path = device.sys_path
+                node = device.device_node
+            except ValueError:  # non-UTF-8 in the event: drop it (the device is re-read on its next event)
+                log.warning("dropped a udev event with undecodable data")
                 continue
-            sys_path = device.sys_path
             yield UdevEvent(
                 action=device.action or "",
                 sys_path=sys_path,
@@ -319,7 +332,7 @@ class UdevSource:
                 devtype=device.device_type,
                 seqnum=device.sequence_number,
                 usb_sys_path=usb_device_path_of(sys_path),
-                device_node=device.device_node,
+                device_node=node,
             )
 
     def close(self) -> None:

@@ -294,3 +294,14 @@ def test_discovery_dropping_a_health_check_forgets_its_verdict(testbed: Testbed,
         wait_until(d, lambda s: len(healthy_ids(s)) == 1)
     finally:
         d.stop()
+
+
+def test_udev_source_skips_device_with_non_utf8_properties(testbed: Testbed) -> None:
+    """A device whose udev data is not UTF-8 is left out; every other device is still found."""
+    handle = testbed.plug(fakeusb.make_ftdi())
+    testbed.plug(fakeusb.make_pixel7())
+    uevent = Path(str(testbed.root) + handle.sys_path) / "uevent"
+    uevent.write_bytes(uevent.read_bytes() + b"ID_WEIRD=caf\xe9\n")
+    source = UdevSource()
+    assert {d.vendor_id for d in source.enumerate()} == {0x18D1}
+    assert source.device_at(handle.sys_path) is None
