@@ -1,7 +1,7 @@
 """Health checks: a rule's command run for one device, with a timeout, never through a shell.
 
 The command is an argv list. It runs in its own session with stdin and stdout on /dev/null and
-stderr on a pipe, so it never inherits the plugin's stdout/stderr (the Nomad agent would then not
+stderr in a temporary file, so it never inherits the plugin's stdout/stderr (the Nomad agent would then not
 see the plugin exit) and a timeout can kill the whole process group.
 """
 
@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,37 +45,44 @@ def check_environment() -> dict[str, str]:
 
 
 def run_check(argv: Sequence[str], timeout_s: float, *, env: dict[str, str] | None = None) -> HealthResult:
-    """Run ``argv`` and judge it: exit code 0 within ``timeout_s`` is healthy."""
+    """Run ``argv`` and judge it: exit code 0 within ``timeout_s`` is healthy.
+
+    Its stderr goes to a temporary file rather than a pipe: a check that leaves a background child
+    holding stderr open is judged by its own exit, and nothing here waits on that child.
+    """
     started = time.monotonic()
     if env is None:
         env = check_environment()
     wall = time.time()
-    try:
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            close_fds=True,
-            start_new_session=True,
-            env=env,
-        )
-    except OSError as exc:
-        program = argv[0] if argv else "?"
-        return HealthResult(False, None, f"health check could not start: {program}: {exc.strerror or exc}", 0.0, wall)
-    try:
-        _, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        proc.communicate()
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                close_fds=True,
+                start_new_session=True,
+                env=env,
+            )
+        except OSError as exc:
+            program = argv[0] if argv else "?"
+            detail = f"health check could not start: {program}: {exc.strerror or exc}"
+            return HealthResult(False, None, detail, 0.0, wall)
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.wait()
+            latency = time.monotonic() - started
+            return HealthResult(False, None, f"health check timed out after {timeout_s:g}s", latency, wall)
         latency = time.monotonic() - started
-        return HealthResult(False, None, f"health check timed out after {timeout_s:g}s", latency, wall)
-    latency = time.monotonic() - started
-    if proc.returncode == 0:
-        return HealthResult(True, 0, "", latency, wall)
-    tail = _last_line(err[-_STDERR_LIMIT:])
-    detail = f"health check failed: exit {proc.returncode}" + (f": {tail}" if tail else "")
-    return HealthResult(False, proc.returncode, detail, latency, wall)
+        if code == 0:
+            return HealthResult(True, 0, "", latency, wall)
+        err.seek(max(0, os.fstat(err.fileno()).st_size - _STDERR_LIMIT))
+        tail = _last_line(err.read())
+    detail = f"health check failed: exit {code}" + (f": {tail}" if tail else "")
+    return HealthResult(False, code, detail, latency, wall)
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
