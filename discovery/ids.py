@@ -66,7 +66,12 @@ def _safe(text: str) -> str:
 
 
 def serial_id(device: UsbDevice) -> str:
-    return f"usb-{device.vendor_id:04x}-{device.product_id:04x}-{_safe(device.serial or '')}"
+    serial = (device.serial or "").strip()
+    safe = _safe(serial)
+    if safe != serial and "~" not in safe:
+        # Cleaning changed the text: a short hash of the real serial keeps "AB CD" and "AB_CD" apart.
+        safe = f"{safe}~{hashlib.sha256(serial.encode()).hexdigest()[:6]}"
+    return f"usb-{device.vendor_id:04x}-{device.product_id:04x}-{safe}"
 
 
 def compact_port(port_path: str) -> str:

@@ -10,8 +10,8 @@ Environment variables (documented in the README):
 * ``USB_DEVICE_IDS``: the reserved IDs, sorted, comma-separated.
 * ``USB_DEVICE_<i>_ID``, ``_SERIAL``, ``_NODE``, ``_BUS_NODE``: for the i-th ID in that order. ``_NODE`` is
   the first handed-over child node (a tty, hidraw, ...) or the USB node when there is none.
-* each rule ``env`` entry; when several devices render different values, they are joined with commas in
-  ID order.
+* each rule ``env`` entry: its value when every device renders the same one, otherwise one value per
+  device joined with commas in ID order (the i-th value belongs to ``USB_DEVICE_<i>``).
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ class Reservation:
 
 
 def within_allowed_roots(path: str) -> bool:
-    return any(path == root or path.startswith(root + "/") for root in ALLOWED_ROOTS)
+    """Strictly below /dev or /sys: a path resolving to /dev itself would hand over every device."""
+    return any(path.startswith(root + "/") for root in ALLOWED_ROOTS)
 
 
 def resolve_node(path: str, realpath: Callable[[str], str] = os.path.realpath) -> str:
@@ -124,9 +125,7 @@ def plan_reservation(
         envs[f"USB_DEVICE_{i}_NODE"] = main_node or bus_node
         envs[f"USB_DEVICE_{i}_BUS_NODE"] = bus_node
         for key, value in match.env.items():
-            rule_env.setdefault(key, [])
-            if value not in rule_env[key]:
-                rule_env[key].append(value)
+            rule_env.setdefault(key, []).append(value)
         for mount in match.mounts:
             host = realpath(mount.host_path)
             if not within_allowed_roots(host):
@@ -137,7 +136,8 @@ def plan_reservation(
             if plan not in mounts:
                 mounts.append(plan)
     for key, values in rule_env.items():
-        envs[key] = ",".join(values)
+        # One value when all devices agree; otherwise one per device, in ID order like USB_DEVICE_<i>.
+        envs[key] = values[0] if len(set(values)) == 1 else ",".join(values)
     return Reservation(envs=envs, mounts=tuple(mounts), devices=tuple(devices))
 
 

@@ -105,8 +105,14 @@ class DeviceTable:
             if hist is not None:
                 hist.unplugged_at = now
             return
-        if old_id is not None and self._attached[sys_path].vid_pid == device.vid_pid:
-            # The same device changed (a child appeared, a property changed): keep its ID.
+        before = self._attached.get(sys_path)
+        if (
+            old_id is not None
+            and before is not None
+            and (before.vid_pid, before.serial, before.devnum) == (device.vid_pid, device.serial, device.devnum)
+        ):
+            # The same device changed (a child appeared, a property changed): keep its ID. Another
+            # unit swapped in at this port (new devnum or serial) goes through unplug and plug.
             self._attached[sys_path] = device
             self._history[old_id].device = device
             self._matches.pop(old_id, None)
@@ -172,10 +178,14 @@ class DeviceTable:
         if dev_id not in self._matches:
             hist = self._history[dev_id]
             try:
-                self._matches[dev_id] = self._rules.match(hist.device, dev_id)
+                match = self._rules.match(hist.device, dev_id)
             except Exception:  # a matcher bug must cost one device, not the stream
                 log.exception("matching failed", extra={"device_id": dev_id})
-                self._matches[dev_id] = None
+                match = None
+            if match is not None and match.notes:
+                # Logged once per (re)match: what the rule wanted but this device could not give.
+                log.warning("rule only partly applies", extra={"device_id": dev_id, "notes": "; ".join(match.notes)})
+            self._matches[dev_id] = match
         return self._matches[dev_id]
 
     def health_checks(self) -> list[tuple[str, Match]]:

@@ -96,3 +96,11 @@ def test_compact_port_keeps_controller_and_port_chain(id_path: str, compact: str
     from discovery.ids import compact_port
 
     assert compact_port(id_path) == compact
+
+
+def test_stable_id_serials_that_clean_up_alike_stay_apart() -> None:
+    """Serials that differ only in characters Nomad cannot take do not collapse into one ID."""
+    a = stable_id(make_device(serial="AB CD"))
+    b = stable_id(make_device(serial="AB_CD"))
+    assert a != b and b == "usb-18d1-4ee7-AB_CD"
+    assert a.startswith("usb-18d1-4ee7-AB_CD~") and a == stable_id(make_device(serial="AB CD"))
