@@ -204,7 +204,8 @@ class DeviceTable:
         present_ids = set(self._ids.values())
         for dev_id, hist in self._history.items():
             present = dev_id in present_ids
-            match = self.match_of(dev_id) if present else hist.match
+            # An unplugged device keeps the match it had while attached (computed now if never built).
+            match = self.match_of(dev_id) if present or hist.match is None else hist.match
             if present:
                 hist.match = match
             if match is None:
