@@ -62,15 +62,18 @@ class FileWatch:
             err = ctypes.get_errno()
             log.warning("inotify not available; the rules file is checked once a second", extra={"error": os.strerror(err)})
             return
-        wd = libc.inotify_add_watch(fd, os.fsencode(self.path.parent), _MASK)
-        if wd < 0:
-            err = ctypes.get_errno()
-            os.close(fd)
-            log.warning(
-                "cannot watch the rules file's directory; checking it once a second",
-                extra={"path": str(self.path.parent), "error": os.strerror(err)},
-            )
-            return
+        # The file's own directory, and the directory of the file a symlink points at (configuration
+        # management often links the rules file to a file elsewhere).
+        directories = {self.path.parent, Path(os.path.realpath(self.path)).parent}
+        for directory in sorted(directories):
+            if libc.inotify_add_watch(fd, os.fsencode(directory), _MASK) < 0:
+                err = ctypes.get_errno()
+                os.close(fd)
+                log.warning(
+                    "cannot watch the rules file's directory; checking it once a second",
+                    extra={"path": str(directory), "error": os.strerror(err)},
+                )
+                return
         self._fd = fd
 
     def fileno(self) -> int | None:
@@ -90,9 +93,11 @@ class FileWatch:
         return True
 
     def _drain(self) -> bool:
+        """Read every pending notification; True when one names the file, its link target or a link in between."""
         assert self._fd is not None
         touched = False
-        name = os.fsencode(self.path.name)
+        names = {os.fsencode(self.path.name), os.fsencode(Path(os.path.realpath(self.path)).name)}
+        names.update(os.fsencode(p.name) for p in self._link_chain())
         while True:
             try:
                 data = os.read(self._fd, 64 * 1024)
@@ -108,9 +113,21 @@ class FileWatch:
             while offset + _EVENT_HEADER.size <= len(data):
                 _wd, _mask, _cookie, length = _EVENT_HEADER.unpack_from(data, offset)
                 raw = data[offset + _EVENT_HEADER.size : offset + _EVENT_HEADER.size + length]
-                if raw.rstrip(b"\0") == name:
+                if raw.rstrip(b"\0") in names:
                     touched = True
                 offset += _EVENT_HEADER.size + length
+
+    def _link_chain(self) -> list[Path]:
+        """The symlinks between the configured path and the real file (e.g. a ``..data`` link that is swapped)."""
+        chain: list[Path] = []
+        current = self.path
+        for _ in range(8):
+            if not current.is_symlink():
+                break
+            target = Path(os.readlink(current))
+            current = target if target.is_absolute() else current.parent / target
+            chain.append(current)
+        return chain
 
     def close(self) -> None:
         if self._fd is not None:

@@ -305,3 +305,21 @@ def test_udev_source_skips_device_with_non_utf8_properties(testbed: Testbed) -> 
     source = UdevSource()
     assert {d.vendor_id for d in source.enumerate()} == {0x18D1}
     assert source.device_at(handle.sys_path) is None
+
+
+def test_discovery_follows_edits_through_a_symlinked_rules_file(testbed: Testbed, tmp_path: Path) -> None:
+    """A rules file that is a symlink to a file elsewhere is reloaded when the target is edited."""
+    real_dir = tmp_path / "managed"
+    real_dir.mkdir()
+    target = real_dir / "usb-rules.yaml"
+    target.write_text(RULES)
+    link = tmp_path / "rules.yaml"
+    link.symlink_to(target)
+    d = start_discovery(link, debounce=0.02)
+    try:
+        testbed.plug(fakeusb.make_ftdi())
+        wait_until(d, lambda s: [g.name for g in s.groups] == ["ft232r"])
+        target.write_text(RULES.replace("name: ft232r", "name: via-link"))
+        wait_until(d, lambda s: [g.name for g in s.groups] == ["via-link"])
+    finally:
+        d.stop()
