@@ -158,6 +158,11 @@ class Discovery:
             return self._snapshot
 
     @property
+    def settle_time(self) -> float:
+        """How long after an event its snapshot is certainly out: the longest debounce window, and a margin."""
+        return self._debounce * MAX_DEBOUNCE_FACTOR + 0.25
+
+    @property
     def stopped(self) -> bool:
         return self._stop.is_set()
 

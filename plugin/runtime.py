@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 
 from discovery.rules import RuleSet, load_rules, rules_from_dicts
+from discovery.nodes import handed_over_children
+from discovery.snapshot import Snapshot
 from discovery.sources import default_source
 from discovery.watcher import Discovery
 from plugin.config import PluginConfig
 from plugin.logs import set_level
 
 log = logging.getLogger(__name__)
+
+RESET_SETTLE_S = 5.0  # how long Reserve waits for a reset device to be back
 
 
 class Runtime:
@@ -82,24 +87,52 @@ class Runtime:
                 )
             return self._discovery
 
-    def reset_if_asked(self, device_ids: Sequence[str]) -> None:
-        """Reset devices whose rule says so, before a task gets them (boards stuck from the last job)."""
-        discovery = self._discovery
-        if discovery is None:
-            return
-        snapshot = discovery.current()
-        for dev_id in device_ids:
-            state = snapshot.devices.get(dev_id)
-            if state is None or not state.match.reset:
-                continue
-            from discovery.reservation import DeviceUnavailableError
-            from discovery.usbfs import UsbResetError, reset_device
+    def snapshot_for_reservation(self, device_ids: Sequence[str]) -> Snapshot:
+        """The snapshot to plan a reservation from; devices whose rule asks for it are reset first.
 
+        A reset makes the kernel unbind and rebind drivers, so child nodes (a tty) vanish and come
+        back: the plan is made from the first snapshot after the reset in which the devices are
+        present and healthy again, or from the latest one when that does not come in time.
+        """
+        discovery = self.discovery()
+        snapshot = discovery.current()
+        to_reset = [
+            (dev_id, state)
+            for dev_id in device_ids
+            if (state := snapshot.devices.get(dev_id)) is not None and state.match.reset and state.present
+        ]
+        if not to_reset:
+            return snapshot
+        from discovery.reservation import DeviceUnavailableError
+        from discovery.usbfs import UsbResetError, reset_device
+
+        for dev_id, state in to_reset:
             try:
                 reset_device(state.device.busnum, state.device.devnum)
             except UsbResetError as exc:
                 raise DeviceUnavailableError(f"device {dev_id} could not be reset: {exc}") from exc
             log.info("device reset before hand-over", extra={"device_id": dev_id})
+        # Ready: present, healthy, and holding at least as many handed-over nodes as before.
+        wanted = {dev_id: len(handed_over_children(st.device, st.match.children)) for dev_id, st in to_reset}
+
+        def ready(snap: Snapshot) -> bool:
+            states = {i: snap.devices.get(i) for i in device_ids}
+            return all(st is not None and st.present and st.healthy for st in states.values()) and all(
+                len(handed_over_children(st.device, st.match.children)) >= wanted[i]
+                for i, st in states.items()
+                if st is not None and i in wanted
+            )
+
+        quiet = discovery.settle_time  # no event for this long: the reset's events are all in
+        deadline = time.monotonic() + RESET_SETTLE_S
+        version = snapshot.version
+        while (left := deadline - time.monotonic()) > 0:
+            # A new snapshot, or none for a quiet period (the reset's events are all in): plan if ready.
+            newer = discovery.wait_newer(version, min(left, quiet))
+            if ready(newer):
+                return newer
+            version = newer.version
+        return discovery.current()
 
     def stop(self) -> None:
         with self._lock:

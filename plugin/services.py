@@ -140,8 +140,7 @@ class DevicePluginServicer(device_pb2_grpc.DevicePluginServicer):
     def Reserve(self, request: device_pb2.ReserveRequest, context: grpc.ServicerContext) -> device_pb2.ReserveResponse:
         ids = list(request.device_ids)
         try:
-            plan = plan_reservation(ids, self._runtime.discovery().current())
-            self._runtime.reset_if_asked(ids)
+            plan = plan_reservation(ids, self._runtime.snapshot_for_reservation(ids))
         except ReservationError as exc:
             code = _STATUS_FOR_ERROR.get(type(exc), grpc.StatusCode.FAILED_PRECONDITION)
             log.warning("reservation refused", extra={"device_ids": ",".join(ids), "error": str(exc)})
