@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -35,14 +34,18 @@ def process_gone(pid: int) -> bool:
     return state in ("Z", "X")
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
-    """Poll a condition until a deadline (the processes here are not ours to wait() for)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+def exits_within(pid: int, timeout: float) -> bool:
+    """Wait for a process that is not our child to end: its pidfd turns readable when it does."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(int(timeout * 1000)))
+    finally:
+        os.close(fd)
 
 
 def start_under_parent(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], grpc.Channel, int]:
@@ -69,13 +72,13 @@ def test_orphaned_plugin_exits_only_if_it_never_served(testbed: Testbed) -> None
         next(stream)
         for parent in (idle_parent, serving_parent):
             parent.communicate(b"exit\n", timeout=10)  # the "agent" dies; both plugins are orphans now
-        assert wait_until(lambda: process_gone(idle_pid), 15.0), "the never-served plugin stayed behind"
+        assert exits_within(idle_pid, 15.0), "the never-served plugin stayed behind"
         assert not process_gone(serving_pid)
         info = base_pb2_grpc.BasePluginStub(channel).PluginInfo(base_pb2.PluginInfoRequest(), timeout=10)
         assert info.name == "nomad-device-usb"
         stream.cancel()
         grpc_controller_pb2_grpc.GRPCControllerStub(channel).Shutdown(grpc_controller_pb2.Empty(), timeout=10)
-        assert wait_until(lambda: process_gone(serving_pid), 5.0)
+        assert exits_within(serving_pid, 5.0)
     finally:
         for pid in (idle_pid, serving_pid):
             if not process_gone(pid):
