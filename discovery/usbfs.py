@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import usb.core
 import usb.util
 
 from discovery.model import Interface, UsbDevice, frozen_mapping
+
+
+if TYPE_CHECKING:
+    from discovery.watcher import UdevEventLike
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +81,7 @@ class UsbfsSource:
         """No event source: the watcher must rescan."""
         return None
 
-    def drain(self) -> list[object]:
+    def drain(self) -> list[UdevEventLike]:
         return []
 
     def close(self) -> None:

@@ -42,9 +42,14 @@ RESCAN_WITHOUT_UDEV_S = 5.0
 
 
 class UdevEventLike(Protocol):
-    action: str
-    sys_path: str
-    devtype: str | None
+    """What the loop reads from an event (discovery.udev.UdevEvent has it)."""
+
+    @property
+    def action(self) -> str: ...
+    @property
+    def sys_path(self) -> str: ...
+    @property
+    def devtype(self) -> str | None: ...
 
 
 class DeviceSource(Protocol):

@@ -140,8 +140,9 @@ def render_table(
     widths = layout(columns, natural, width, gap)
     visible = [i for i, w in enumerate(widths) if w is not None]
     lines = []
-    header_cells = [(columns[i].header, ("bold",)) for i in visible]
-    for cells in [header_cells, *([row[i] for i in visible] for row in rows)]:
+    header_cells: list[Cell] = [(columns[i].header, ("bold",)) for i in visible]
+    all_rows: list[list[Cell]] = [header_cells, *([row[i] for i in visible] for row in rows)]
+    for cells in all_rows:
         parts = []
         for position, (i, cell) in enumerate(zip(visible, cells, strict=True)):
             w = widths[i]

@@ -238,7 +238,7 @@ def infer_type(text: str) -> str:
 
 def encode_config(value: Mapping[str, Any]) -> bytes:
     """MessagePack as Nomad sends it: used by tests, the demo and benchmarks to play the agent's part."""
-    full = {key: None for key in CONFIG_SPEC}
+    full: dict[str, Any] = {key: None for key in CONFIG_SPEC}
     full["rule"] = []
     full.update(DEFAULTS)
     full.update(value)

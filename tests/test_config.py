@@ -28,7 +28,7 @@ def nomad_bytes(name: str) -> bytes:
 
 
 def spec_types(spec: dict[str, Any]) -> Iterator[str]:
-    for kind, opts in spec.values():
+    for _kind, opts in spec.values():
         if "type" in opts:
             yield opts["type"]
         if "nested" in opts:
