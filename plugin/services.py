@@ -29,7 +29,7 @@ from discovery.rules import RulesError
 from discovery.snapshot import Snapshot
 from discovery.watcher import Discovery
 from plugin import __version__
-from plugin.config import CONFIG_SPEC, ConfigError, PluginConfig, decode_config
+from plugin.config import CONFIG_SPEC, ConfigError, decode_config
 from plugin.fingerprint import build_fingerprint
 from plugin.runtime import Runtime
 from plugin.schema import spec_to_proto
@@ -73,7 +73,12 @@ class BasePluginServicer(base_pb2_grpc.BasePluginServicer):
             self._runtime.configure(config)
             log.debug(
                 "config applied",
-                extra={"bytes": len(request.msgpack_config), "msgpack_hex": request.msgpack_config.hex()},
+                extra={
+                    "rules_file": config.rules_file or "",
+                    "inline_rules": len(config.inline_rules),
+                    "debounce_s": config.debounce,
+                    "unplugged_grace_s": config.unplugged_grace,
+                },
             )
         except (ConfigError, RulesError) as exc:
             log.error("plugin config rejected", extra={"error": str(exc)})
@@ -186,5 +191,3 @@ def register(server: grpc.Server, runtime: Runtime) -> None:
     base_pb2_grpc.add_BasePluginServicer_to_server(BasePluginServicer(runtime), server)
     device_pb2_grpc.add_DevicePluginServicer_to_server(DevicePluginServicer(runtime), server)
 
-
-__all__ = ["register", "PluginConfig", "PLUGIN_NAME"]
