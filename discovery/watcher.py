@@ -111,6 +111,7 @@ class Discovery:
         self._health_pool = ThreadPoolExecutor(max_workers=health_workers, thread_name_prefix="health")
         self._health_due: dict[str, float] = {}
         self._health_running: set[str] = set()
+        self._health_changed = False  # a health result arrived since the last publish
         self._filewatch: FileWatch | None = None
         self._thread: threading.Thread | None = None
         self._dirty: set[str] = set()
@@ -255,8 +256,6 @@ class Discovery:
         elif self._table.expire(self._wall()) or self._health_changed:
             self._publish()
         self._schedule_health(now)
-
-    _health_changed = False
 
     def _timeout(self) -> float | None:
         now = self._clock()
