@@ -37,7 +37,7 @@ from plugin.cli_view import MATCHED, Result, result_json, result_of
 
 SHOWN_INTERFACE_ACTIONS = frozenset({"bind", "unbind"})
 PRESENT, REMOVED, VANISHED = "present", "removed", "vanished"  # the device after the event
-FALLBACK_POLL_S = 1.0  # how often to look at the rules file when inotify is not available
+FALLBACK_POLL_S = 1.0  # longest wait: the rules file without inotify is looked at this often too
 
 
 class _Stop(Exception):
@@ -62,14 +62,18 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
 
 @contextmanager
 def _sigterm_stops() -> Iterator[None]:
+    """SIGINT and SIGTERM end the watch, set here explicitly: a process started from a script in the
+    background inherits SIGINT as ignored, and Ctrl-C (or a test's SIGINT) would then do nothing."""
+
     def stop(_signum: int, _frame: FrameType | None) -> None:
         raise _Stop
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class _Watcher:
@@ -109,8 +113,9 @@ class _Watcher:
             file_fd = self.files.fileno() if self.files is not None else None
             if file_fd is not None:
                 fds.append(file_fd)
-            timeout = FALLBACK_POLL_S if self.files is not None and file_fd is None else None
-            readable, _, _ = select.select(fds, [], [], timeout)
+            # Never block for good: waking now and then lets a pending Ctrl-C run even if some layer
+            # below (umockdev's preload in tests, say) retried the interrupted call itself.
+            readable, _, _ = select.select(fds, [], [], FALLBACK_POLL_S)
             if self.source.fileno() in readable:
                 for event in self.source.drain():
                     self._on_event(event)

@@ -144,3 +144,17 @@ def test_watch_rejects_bad_rules_before_starting(testbed: Testbed) -> None:
         assert proc.wait_err("error:").endswith("no-such.yaml: no such file")
     finally:
         proc.kill()
+
+
+def test_watch_stops_on_sigint_even_when_started_with_it_ignored(testbed: Testbed) -> None:
+    """Started from a script in the background (SIGINT inherited as ignored), Ctrl-C still ends the watch."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc = CliProcess(["watch", "--rules", RULES], {**os.environ, **testbed.env()})
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        proc.wait_err("press Ctrl-C to stop")
+        assert proc.stop(signal.SIGINT, timeout=10.0) == 0
+    finally:
+        proc.kill()
