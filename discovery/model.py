@@ -77,7 +77,3 @@ class UsbDevice:
     def vid_pid(self) -> str:
         """``18d1:4ee7``: how people and lsusb write the pair."""
         return f"{self.vendor_id:04x}:{self.product_id:04x}"
-
-    @property
-    def interface_classes(self) -> frozenset[int]:
-        return frozenset(i.interface_class for i in self.interfaces)
