@@ -18,6 +18,7 @@ from discovery.rules import RuleSet, rules_from_dicts
 from discovery.testbed import Testbed
 from plugin.config import CONFIG_SPEC, ConfigError, decode_config, encode_config
 from plugin.host import PluginProcess, RpcError
+from rules_factories import cp210x as cp210x_device
 from rules_factories import pixel_7
 
 NOMAD = Path(__file__).resolve().parent.parent / "fixtures" / "nomad"
@@ -65,6 +66,13 @@ def test_config_inline_rules_as_nomad_sends_them() -> None:
     assert tuple(match.group) == ("google", "phone", f"pixel-{phone.serial}")
     assert match.attributes["ram"].value == 8 and match.attributes["ram"].unit == "GiB"
     assert match.attributes["os"].value == "android"
+    cp210x = rules[1]
+    adapter = RuleSet((cp210x,)).match(cp210x_device(properties={"ID_USB_DRIVER": "cp210x"}), "usb-y")
+    assert adapter is not None and adapter.require_driver and adapter.children == frozenset({"tty"})
+    assert [(m.host_path, m.task_path, m.read_only) for m in adapter.mounts] == [
+        ("/dev/serial/by-id", "/dev/serial/by-id", True)
+    ]
+    assert adapter.health is not None and adapter.health.argv == ("/bin/true",) and adapter.health.interval == 30.0
 
 
 @pytest.mark.parametrize(
