@@ -16,13 +16,11 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import re
 import select
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Protocol
 
 from discovery.filewatch import FileWatch
@@ -36,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_USB_DEVICE_NAME = re.compile(r"^(\d+-\d+(\.\d+)*|usb\d+)$")
 MAX_DEBOUNCE_FACTOR = 4  # a steady trickle of events still publishes after 4 debounce windows
 RESCAN_WITHOUT_UDEV_S = 5.0
 
@@ -50,6 +47,8 @@ class UdevEventLike(Protocol):
     def sys_path(self) -> str: ...
     @property
     def devtype(self) -> str | None: ...
+    @property
+    def usb_sys_path(self) -> str | None: ...
 
 
 class DeviceSource(Protocol):
@@ -66,16 +65,6 @@ class DeviceSource(Protocol):
 
 
 RulesLoader = Callable[[], "RuleSet"]
-
-
-def owning_device_path(sys_path: str, known: set[str] | dict[str, object]) -> str | None:
-    """The usb_device an event's sysfs path belongs to: itself, or its nearest usb_device ancestor."""
-    path = PurePosixPath(sys_path)
-    for candidate in (path, *path.parents):
-        text = str(candidate)
-        if text in known or _USB_DEVICE_NAME.match(candidate.name):
-            return text
-    return None
 
 
 class Discovery:
@@ -288,14 +277,9 @@ class Discovery:
         events = self._source.drain()
         if not events:
             return
-        known = {p for _, d in self._table.attached() for p in [d.sys_path]}
         for event in events:
-            owner = owning_device_path(event.sys_path, known)
-            if owner is None:
-                continue
-            self._dirty.add(owner)
-            if event.devtype == "usb_device" and event.action == "add":
-                known.add(event.sys_path)
+            if event.usb_sys_path is not None:  # the device itself, or the one a tty/hidraw/... is below
+                self._dirty.add(event.usb_sys_path)
         self._open_window(now)
 
     def _open_window(self, now: float) -> None:
