@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 from discovery.model import UsbDevice
 from discovery.rules import RuleSet, RuleVerdict
 from discovery.snapshot import DeviceState, Snapshot
-from discovery.state import DeviceTable, NodeCheck, check_node
+from discovery.nodes import NodeCheck, check_node
+from discovery.state import DeviceTable
 from discovery.usbfs import UsbfsUnavailableError
 
 if TYPE_CHECKING:

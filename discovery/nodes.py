@@ -1,8 +1,10 @@
-"""Which /dev nodes of a device a task gets: the USB node itself and the children its rule hands over."""
+"""Which /dev nodes of a device a task gets (the USB node and the children its rule hands over), and whether each is usable."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import os
+import stat
+from collections.abc import Callable, Collection
 
 from discovery.model import Child, UsbDevice
 
@@ -24,3 +26,21 @@ def handed_over_nodes(device: UsbDevice, subsystems: Collection[str] | None) -> 
         if child.device_node not in nodes:
             nodes.append(child.device_node)
     return nodes
+
+
+NodeCheck = Callable[[str], str | None]
+
+
+def check_node(path: str) -> str | None:
+    """Why ``path`` cannot be handed to a task, or None when it is a usable device node."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return f"node {path} missing"
+    except OSError as exc:
+        return f"node {path} not accessible: {exc.strerror or exc}"
+    if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        return f"node {path} is not a device node"
+    if not os.access(path, os.R_OK | os.W_OK):
+        return f"node {path} not accessible: permission denied"
+    return None

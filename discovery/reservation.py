@@ -17,11 +17,10 @@ Environment variables (documented in the README):
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from discovery.nodes import handed_over_children
+from discovery.nodes import check_node, handed_over_children
 from discovery.snapshot import DeviceState, Snapshot
 
 ALLOWED_ROOTS = ("/dev", "/sys")
@@ -74,12 +73,9 @@ def resolve_node(path: str, realpath: Callable[[str], str] = os.path.realpath) -
     resolved = realpath(path)
     if not within_allowed_roots(resolved):
         raise DeviceUnavailableError(f"{path} resolves to {resolved}, outside /dev and /sys")
-    try:
-        mode = os.stat(resolved).st_mode
-    except OSError as exc:
-        raise DeviceUnavailableError(f"device node {resolved} is missing ({exc.strerror or exc})") from exc
-    if not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)):
-        raise DeviceUnavailableError(f"{resolved} is not a device node")
+    problem = check_node(resolved)  # the same test that makes a device unhealthy
+    if problem:
+        raise DeviceUnavailableError(problem)
     return resolved
 
 

@@ -7,9 +7,7 @@ device nodes (injectable for tests). The watcher feeds it; ``build`` makes the n
 from __future__ import annotations
 
 import logging
-import os
-import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -18,31 +16,13 @@ from discovery.attributes import builtin_attributes
 from discovery.health import HealthResult
 from discovery.ids import stable_id
 from discovery.model import UsbDevice
-from discovery.nodes import handed_over_nodes
+from discovery.nodes import NodeCheck, check_node, handed_over_nodes
 from discovery.snapshot import DeviceState, Group, GroupKey, Snapshot
 
 if TYPE_CHECKING:
     from discovery.rules import AttrValue, Match, RuleSet
 
 log = logging.getLogger(__name__)
-
-NodeCheck = Callable[[str], str | None]
-
-
-def check_node(path: str) -> str | None:
-    """Why ``path`` cannot be handed to a task, or None when it is a usable device node."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return f"node {path} missing"
-    except OSError as exc:
-        return f"node {path} not accessible: {exc.strerror or exc}"
-    if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
-        return f"node {path} is not a device node"
-    if not os.access(path, os.R_OK | os.W_OK):
-        return f"node {path} not accessible: permission denied"
-    return None
-
 
 @dataclass
 class _History:
