@@ -30,7 +30,7 @@ from discovery.snapshot import Snapshot
 from discovery.state import DeviceTable
 
 if TYPE_CHECKING:
-    from discovery.rules import Rule, RuleSet
+    from discovery.rules import RuleSet
 
 log = logging.getLogger(__name__)
 
@@ -403,14 +403,3 @@ def _same(a: Snapshot, b: Snapshot) -> bool:
         and a.unmatched == b.unmatched
         and a.rules_error == b.rules_error
     )
-
-
-def combined_loader(rules_file: str | None, inline: Sequence[Rule]) -> RulesLoader:
-    """Rules from the plugin config come first, then those of the rules file (read anew on each call)."""
-    from discovery.rules import RuleSet, load_rules
-
-    def load() -> RuleSet:
-        file_rules = load_rules(rules_file) if rules_file else None
-        return RuleSet.from_parts(list(inline), file_rules)
-
-    return load

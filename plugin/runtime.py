@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from discovery.rules import RuleSet, load_rules, rules_from_dicts
+from discovery.rules import Rule, RuleSet, load_rules, rules_from_dicts
 from discovery.nodes import handed_over_children
 from discovery.snapshot import Snapshot
 from discovery.sources import default_source
@@ -25,19 +25,23 @@ log = logging.getLogger(__name__)
 RESET_SETTLE_S = 5.0  # how long Reserve waits for a reset device to be back
 
 
+def all_rules(rules_file: str | None, inline: Sequence[Rule]) -> RuleSet:
+    """The plugin config's inline rules first, then the rules file's (read anew on each call)."""
+    return RuleSet.from_parts(list(inline), load_rules(rules_file) if rules_file else None)
+
+
 class Runtime:
     def __init__(self) -> None:
         self._lock = threading.RLock()  # start() reads the rules back through _load_rules
         self._config = PluginConfig()
-        self._inline: Sequence[object] = ()
+        self._inline: Sequence[Rule] = ()
         self._discovery: Discovery | None = None
         self._stopped = False
 
     def configure(self, config: PluginConfig) -> None:
         """Check the whole config (the rules file included) before anything of it is applied."""
         inline = rules_from_dicts([dict(r) for r in config.inline_rules], "plugin config", field_prefix="rule")
-        file_rules = load_rules(config.rules_file) if config.rules_file else None  # RulesError: file, line, field
-        RuleSet.from_parts(inline, file_rules)  # inline and file rules must not disagree on a group
+        all_rules(config.rules_file, inline)  # RulesError: file, line, field, or a group two rules disagree on
         with self._lock:
             changed = config != self._config
             self._config = config
@@ -51,9 +55,8 @@ class Runtime:
 
     def _load_rules(self) -> RuleSet:
         with self._lock:
-            config, inline = self._config, list(self._inline)
-        file_rules = load_rules(config.rules_file) if config.rules_file else None
-        return RuleSet.from_parts(inline, file_rules)  # type: ignore[arg-type]
+            rules_file, inline = self._config.rules_file, self._inline
+        return all_rules(rules_file, inline)
 
     @property
     def serving_devices(self) -> bool:
