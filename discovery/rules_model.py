@@ -18,6 +18,12 @@ DEFAULT_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 5.0
 # Placeholders every device has a value for; a group made only of these never fails to render.
 ALWAYS_PRESENT = frozenset({"vendor_id", "product_id", "port", "sys_name", "busnum", "devnum"})
+# Group attributes the plugin sets itself; a rule may not use these names.
+# healthy_count: Nomad caches its device check per node class, and the class hashes group attributes
+# but not device health. A count that changes with health changes the class, so a blocked job is
+# re-evaluated as soon as a device it waits for turns healthy.
+HEALTHY_COUNT = "healthy_count"
+PLUGIN_ATTRIBUTES = frozenset({HEALTHY_COUNT})
 
 
 class GroupKey(NamedTuple):

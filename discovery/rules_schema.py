@@ -35,6 +35,7 @@ from discovery.rules_model import (
     DEFAULT_INTERVAL,
     DEFAULT_PERMISSIONS,
     DEFAULT_TIMEOUT,
+    PLUGIN_ATTRIBUTES,
     AttrSpec,
     AttrValue,
     GroupKey,
@@ -581,6 +582,10 @@ class _Validator:
             sub = f"{field}.{key}"
             if not ATTR_KEY.match(key):
                 self.error(key_src, sub, f"{quote(key)} is not an attribute name (letters, digits, '_', '.', '-')")
+                continue
+            if key in PLUGIN_ATTRIBUTES:
+                self.error(key_src, sub, f"{quote(key)} is set by the plugin (the number of healthy devices in "
+                           "the group); give this attribute another name")
                 continue
             attr = self.attribute(key, value, sub)
             if attr is not None:

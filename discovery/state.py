@@ -16,11 +16,12 @@ from discovery.attributes import builtin_attributes
 from discovery.health import HealthResult
 from discovery.ids import stable_id
 from discovery.model import UsbDevice
+from discovery.rules_model import HEALTHY_COUNT, AttrValue
 from discovery.nodes import NodeCheck, check_node, handed_over_nodes
 from discovery.snapshot import DeviceState, Group, GroupKey, Snapshot
 
 if TYPE_CHECKING:
-    from discovery.rules import AttrValue, Match, RuleSet
+    from discovery.rules import Match, RuleSet
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +239,7 @@ def device_attributes(state: DeviceState) -> dict[str, AttrValue]:
 
 
 def build_groups(states: Iterable[DeviceState]) -> tuple[Group, ...]:
-    """One Group per vendor/type/name, with only the attributes every device in it agrees on."""
+    """One Group per vendor/type/name: the attributes every device in it agrees on, and its healthy count."""
     members: dict[GroupKey, list[DeviceState]] = {}
     for state in states:
         members.setdefault(state.group, []).append(state)
@@ -256,6 +257,8 @@ def build_groups(states: Iterable[DeviceState]) -> tuple[Group, ...]:
                         extra={"group": "/".join(key), "attribute": name},
                     )
                     del common[name]
+        # Set last and always: this is what makes Nomad re-check a waiting job (see HEALTHY_COUNT).
+        common[HEALTHY_COUNT] = AttrValue(sum(1 for s in devs if s.healthy))
         groups.append(
             Group(
                 vendor=key[0],

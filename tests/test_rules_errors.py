@@ -168,6 +168,8 @@ ERRORS = [
      "rules[0].health.timeout", "more than 0s", 3, '0'),
     ("timeout-over-interval", f"rules:\n  - {G}\n    health: {{command: [a], interval: 5s, timeout: 1m}}\n",
      "rules[0].health.timeout", "1m is longer than the interval 5s", 3, '1m'),
+    ("attribute-reserved", f"rules:\n  - {G}\n    attributes: {{healthy_count: 3}}\n",
+     "rules[0].attributes.healthy_count", "is set by the plugin", 3, 'healthy_count'),
     ("reset-not-bool", f"rules:\n  - {G}\n    reset: 1\n", "rules[0].reset", "expected true or false", 3, '1'),
     ("null-value", f"rules:\n  - {G}\n    env:\n", "rules[0].env", "has no value", 3, 'env:'),
     ("duplicate-key", f"rules:\n  - {G}\n    reset: true\n    reset: false\n",

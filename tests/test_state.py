@@ -47,3 +47,42 @@ def test_reservation_paths_strictly_below_dev_and_sys() -> None:
     assert within_allowed_roots("/dev/ttyUSB0") and within_allowed_roots("/sys/bus/usb")
     assert not within_allowed_roots("/dev") and not within_allowed_roots("/sys")
     assert not within_allowed_roots("/devil/x") and not within_allowed_roots("/etc/shadow")
+
+
+HEALTH_RULES = parse_rules(
+    "rules:\n  - match: {vendor_id: '0403'}\n    group: {vendor: ftdi, type: serial, name: ft232r}\n"
+    "    health: {command: [/bin/true]}\n"
+)
+
+
+def test_device_table_healthy_count_follows_health_plug_and_unplug() -> None:
+    """The group's healthy_count is the number of its healthy devices: plug, failed check, unplug."""
+    from discovery.health import HealthResult
+
+    t = DeviceTable(unplugged_grace=60.0, node_check=lambda path: None)
+    t.set_rules(HEALTH_RULES)
+    a = ft232r(serial="AAAA1111", sys_path="/sys/devices/pci0000:00/0000:00:14.0/usb1/1-1")
+    b = ft232r(serial="BBBB2222", sys_path="/sys/devices/pci0000:00/0000:00:14.0/usb1/1-2", devnum=9)
+
+    def count() -> int:
+        (group,) = t.build(1).groups
+        return int(group.attributes["healthy_count"].value)
+
+    t.update(a.sys_path, a, 1.0)
+    assert count() == 1
+    t.update(b.sys_path, b, 2.0)
+    assert count() == 2
+    t.set_health("usb-0403-6001-BBBB2222", HealthResult(False, 1, "exit 1", 0.01, 3.0))
+    assert count() == 1
+    t.update(a.sys_path, None, 4.0)  # unplugged: still listed, not healthy
+    assert len(t.build(1).devices) == 2 and count() == 0
+
+
+def test_device_table_attributes_identical_while_healthy_count_holds() -> None:
+    """Two snapshots with the same healthy count carry equal attributes (nothing else flaps)."""
+    t = table()
+    a = ft232r(serial="AAAA1111")
+    t.update(a.sys_path, a, 1.0)
+    first = t.build(1).groups[0].attributes
+    t.update(a.sys_path, ft232r(serial="AAAA1111"), 2.0)  # a re-read of the same unit
+    assert dict(t.build(2).groups[0].attributes) == dict(first)
