@@ -267,9 +267,11 @@ client {{
     # The cloud fingerprinters would ask link-local metadata addresses: loopback only here.
     "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
   }}
-  # exec tasks get a chroot with a static busybox only: copying the default /usr takes minutes here.
+  # exec tasks get a chroot with a static busybox and the user database only: copying the default /usr takes minutes here.
   chroot_env {{
     "/usr/bin/busybox" = "/bin/busybox"
+    "/etc/passwd"      = "/etc/passwd"
+    "/etc/group"       = "/etc/group"
   }}
 }}
 plugin "raw_exec" {{

@@ -17,9 +17,10 @@ BLOCKED_S = 15.0
 TASK = "task"
 BUSYBOX = "/bin/busybox"
 
-# What a task prints: its device variables, then whether it may write and read its tty node.
-PROBE = f"""\
-{BUSYBOX} env | {BUSYBOX} sort | {BUSYBOX} grep -E '^(USB_DEVICE|BOARD_)'
+# What a task prints: its device variables; in a container or chroot also its nodes, and whether it
+# may write and read its tty. (Never on raw_exec: there the paths are the host's own /dev.)
+ENV_PROBE = f"{BUSYBOX} env | {BUSYBOX} sort | {BUSYBOX} grep -E '^(USB_DEVICE|BOARD_)'\n"
+PROBE = ENV_PROBE + f"""\
 for node in "$USB_DEVICE_0_NODE" "$USB_DEVICE_0_BUS_NODE"; do {BUSYBOX} ls -l "$node" 2>&1; done
 echo "write: $( {{ echo x > "$USB_DEVICE_0_NODE"; }} 2>&1 && echo ok)"
 echo "read: $( {{ : < "$USB_DEVICE_0_NODE"; }} 2>&1 && echo ok)"
@@ -62,7 +63,8 @@ def job_hcl(name: str, device: str, *, count: int = 1, driver: str = "raw_exec",
     elif driver == "exec":
         config = {"command": BUSYBOX, "args": ["sh", "-c", PROBE]}
     else:  # raw_exec runs on the host: the host's shell and tools
-        config = {"command": "/bin/sh", "args": ["-c", PROBE.replace(f"{BUSYBOX} ", "")]}
+        script = (ENV_PROBE + f"exec {BUSYBOX} sleep 3600\n").replace(f"{BUSYBOX} ", "")
+        config = {"command": "/bin/sh", "args": ["-c", script]}
     body = "\n".join(f"        {k} = {json.dumps(v)}" for k, v in config.items())
     return f"""\
 job "{name}" {{

@@ -89,12 +89,14 @@ def test_job_waiting_for_an_unhealthy_board_runs_when_its_check_passes(
 def test_unplugged_board_turns_unhealthy_and_serves_a_waiting_job_on_the_other_client(
     cluster: Cluster, boards: Boards, report: Report
 ) -> None:
-    """Unplugged from client1 it stays listed there, unhealthy; plugged into client2 it keeps its ID and a job runs."""
+    """Unplugged from client1 it stays listed there, unhealthy, and its task keeps running (Nomad does not
+    stop it); plugged into client2 it keeps its ID and a waiting job runs there."""
     group = "espressif/board/esp32-roaming"
     first, second = cluster.clients["client1"], cluster.clients["client2"]
-    board = boards.make("ROAM01")
-    handle = first.world.plug(board)
+    handle = first.world.plug(boards.make("ROAM01"))
     wait_instances(cluster, "client1", group, lambda ids: ids.get(board_id("ROAM01")) is True)
+    holder = cluster.run_job(job_hcl("roaming-holder", group))
+    held, _ = wait_running(cluster, holder)
     first.world.unplug(handle)
     wait_instances(cluster, "client1", group, lambda ids: ids.get(board_id("ROAM01")) is False)
     job = cluster.run_job(job_hcl("roaming-board", group))
@@ -109,4 +111,7 @@ def test_unplugged_board_turns_unhealthy_and_serves_a_waiting_job_on_the_other_c
     assert alloc["NodeID"] == second.node_id
     out = wait_output(cluster, alloc["ID"], "USB_DEVICE_0_ID=")
     assert f"USB_DEVICE_0_ID={board_id('ROAM01')}" in out.splitlines()
+    still, _ = cluster.api.get(f"/v1/allocation/{held['ID']}")
+    assert (still["NodeID"], still["ClientStatus"]) == (first.node_id, "running")
     cluster.stop_job(job)
+    cluster.stop_job(holder)
