@@ -211,6 +211,20 @@ def test_report_lists_steps_in_time_order() -> None:
     assert rows[0][4:7] == ["0.400", "0.600", "0.600"] and rows[0][7] == "n=2"
 
 
+def test_report_lists_phases_per_scenario() -> None:
+    """Scenario phases are listed under their scenario in the order recorded, with min, median and max over runs."""
+    report = Report()
+    report.phase("nomad", {"plug → Fingerprint": 1.0, "Fingerprint → node": 2.0})
+    report.phase("nomad", {"plug → Fingerprint": 3.0, "Fingerprint → node": 1.5})
+    lines = report.lines()
+    assert lines[0].startswith("nomad, seconds per phase")
+    assert [line.split()[-4:] for line in lines[1:3]] == [
+        ["1.000", "3.000", "3.000", "n=2"], ["1.500", "2.000", "2.000", "n=2"],
+    ]
+    assert lines[1].split()[:3] == ["plug", "→", "Fingerprint"]
+    assert report.as_json()["phases"][0] == ["nomad", "plug → Fingerprint", 1.0]
+
+
 def test_guest_rules_file_loads() -> None:
     """The rules file the VM tier installs in the guest passes the plugin's own loader, one rule per kind."""
     rules = load_rules(Path(__file__).parent / "rules.yaml")
