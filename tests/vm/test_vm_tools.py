@@ -12,6 +12,7 @@ import pytest
 
 from discovery.rules import load_rules
 from vm import build, machine
+from vm.guest.nomad_queries import devices_from_node, find_instance, item_matches, wall_from_hclog
 from vm.guest.queries import find
 from vm.guest.udevlog import Event
 from vm.qmp import QMP, QMPError
@@ -223,6 +224,48 @@ def test_report_lists_phases_per_scenario() -> None:
     ]
     assert lines[1].split()[:3] == ["plug", "→", "Fingerprint"]
     assert report.as_json()["phases"][0] == ["nomad", "plug → Fingerprint", 1.0]
+
+
+NODE = {
+    "NodeResources": {
+        "Devices": [
+            {
+                "Vendor": "ftdi", "Type": "serial", "Name": "ft232r", "Attributes": {"emulated": {"Bool": True}},
+                "Instances": [
+                    {"ID": "usb-0403-6001-A", "Healthy": False, "HealthDescription": "unplugged"},
+                    {"ID": "usb-0403-6001-B", "Healthy": True, "HealthDescription": ""},
+                ],
+            }
+        ]
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("group", "id_contains", "healthy", "found"),
+    [
+        pytest.param(["ftdi", "serial", "ft232r"], "6001-B", True, "usb-0403-6001-B", id="healthy"),
+        pytest.param(["ftdi", "serial", "ft232r"], "6001-A", False, "usb-0403-6001-A", id="unhealthy"),
+        pytest.param(["ftdi", "serial", "ft232r"], "6001-A", True, None, id="wrong-health"),
+        pytest.param(["ftdi", "serial", "other"], "6001-B", True, None, id="other-group"),
+    ],
+)
+def test_node_devices_find_instance(group: list[str], id_contains: str, healthy: bool, found: str | None) -> None:
+    """A node's device groups come out as plain data, and an instance is found by group, ID part and health."""
+    groups = devices_from_node(NODE)
+    hit = find_instance(groups, group, id_contains, healthy)
+    assert (hit["instance"]["id"] if hit else None) == found
+    assert devices_from_node({"NodeResources": {"Devices": None}}) == []
+
+
+def test_nomad_item_match_and_hclog_time() -> None:
+    """Log lines and API items match on equal fields (a list: one of them); both hclog time formats parse."""
+    line = {"@message": "device added", "device_id": "usb-1", "groups": 1}
+    assert item_matches(line, {"@message": ["device added", "device healthy"], "device_id": "usb-1"})
+    assert not item_matches(line, {"@message": "device healthy"})
+    assert not item_matches(line, {"missing": "x"})
+    assert wall_from_hclog("2021-05-18T10:00:00.250Z") == wall_from_hclog("2021-05-18T10:00:00.250000Z")
+    assert wall_from_hclog("2021-05-18T10:00:01.000000+00:00") - wall_from_hclog("2021-05-18T10:00:00.250Z") == 0.75
 
 
 def test_guest_rules_file_loads() -> None:
