@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from discovery.rules import load_rules
-from vm import build, machine
+from vm import build, machine, nomad
 from vm.guest.nomad_queries import devices_from_node, find_instance, item_matches, wall_from_hclog
 from vm.guest.queries import find
 from vm.guest.udevlog import Event
@@ -266,6 +266,16 @@ def test_nomad_item_match_and_hclog_time() -> None:
     assert not item_matches(line, {"missing": "x"})
     assert wall_from_hclog("2021-05-18T10:00:00.250Z") == wall_from_hclog("2021-05-18T10:00:00.250000Z")
     assert wall_from_hclog("2021-05-18T10:00:01.000000+00:00") - wall_from_hclog("2021-05-18T10:00:00.250Z") == 0.75
+
+
+def test_find_nomad_says_why_without_a_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a usable binary the Nomad scenario gets no path and a reason naming where it looked."""
+    monkeypatch.setenv(nomad.NOMAD_ENV, str(tmp_path / "nomad"))
+    missing = nomad.find_nomad()
+    assert missing.path is None and str(tmp_path / "nomad") in missing.reason
+    (tmp_path / "nomad").write_text("not a program")
+    (tmp_path / "nomad").chmod(0o644)
+    assert "not executable" in nomad.find_nomad().reason
 
 
 def test_guest_rules_file_loads() -> None:
