@@ -7,7 +7,8 @@ Two ways to plug:
   0627:0001 (usbhid, /dev/hidraw*), usb-storage is 46f4:0001 (usb-storage, /dev/sdX). Only
   ``serial`` (ID_SERIAL_SHORT in the guest) and ``port`` (the root port, so the port path) can be
   chosen. Each device gets its own backend (a null chardev, a null block node), removed after
-  QEMU reports DEVICE_DELETED.
+  QEMU reports DEVICE_DELETED; a usb-serial may write to a host file instead (``chardev_out``), so
+  the host can read what the guest sent to the device.
 - ``GadgetDevice``: any VID:PID, made inside the guest with configfs and plugged into dummy_hcd by
   binding it to a UDC (see vm/guest/gadget.py).
 
@@ -18,6 +19,7 @@ plug, and wait for the udev events; the seconds since the mark are the guest's h
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -67,12 +69,17 @@ KINDS = {
 
 @dataclass(frozen=True)
 class EmulatedDevice:
-    """One QEMU device: ``kind`` from KINDS, a unique QOM ``id``, its serial and root port."""
+    """One QEMU device: ``kind`` from KINDS, a unique QOM ``id``, its serial and root port.
+
+    ``chardev_out``: for a usb-serial, a host file that gets every byte the guest writes to it
+    (QEMU's ``file`` chardev backend) instead of a null backend.
+    """
 
     kind: str
     id: str
     serial: str
     port: int
+    chardev_out: str | None = None
 
     @property
     def vendor_id(self) -> int:
@@ -94,7 +101,11 @@ class EmulatedDevice:
         """Create the device's backend (before the timed plug)."""
         qmp = guest.require_qmp()
         if self.kind == "serial":
-            qmp.execute("chardev-add", {"id": f"{self.id}-chr", "backend": {"type": "null", "data": {}}})
+            backend = (
+                {"type": "file", "data": {"out": self.chardev_out}} if self.chardev_out
+                else {"type": "null", "data": {}}
+            )
+            qmp.execute("chardev-add", {"id": f"{self.id}-chr", "backend": backend})
         elif self.kind == "storage":
             qmp.execute(
                 "blockdev-add",
@@ -108,7 +119,7 @@ class EmulatedDevice:
             "serial": self.serial,
         }
         if self.kind == "serial":
-            # usb-serial attaches only while its chardev is open; a null chardev never opens.
+            # usb-serial attaches only while its chardev is open; null and file chardevs never open.
             props.update({"chardev": f"{self.id}-chr", "always-plugged": True})
         elif self.kind == "storage":
             props.update(drive=f"{self.id}-blk", removable=True)
@@ -170,6 +181,7 @@ class Plugged:
     usb: dict[str, Any]  # udev "add" of the usb_device
     child: dict[str, Any]  # udev "add" of the tty/hidraw/block child
     latency: dict[str, float] = field(default_factory=dict)
+    requested_at: float = 0.0  # the host's time.time() just before the plug request
 
     @property
     def devpath(self) -> str:
@@ -193,6 +205,7 @@ def plug_and_wait(guest: Guest, device: Device, timeout: float = EVENT_TIMEOUT) 
     """
     device.prepare(guest)
     guest.call("mark")
+    requested_at = time.time()
     device.plug(guest)
     usb = guest.call(
         "wait_event",
@@ -216,7 +229,7 @@ def plug_and_wait(guest: Guest, device: Device, timeout: float = EVENT_TIMEOUT) 
         child_query["devtype"] = device.child_devtype
     child = guest.call("wait_event", query=child_query, timeout=timeout)
     latency = {"kernel_add": kernel["dt"], "udev_add": usb["dt"], "node": child["dt"]}
-    return Plugged(device, usb, child, latency)
+    return Plugged(device, usb, child, latency, requested_at)
 
 
 def unplug_and_wait(guest: Guest, plugged: Plugged, timeout: float = EVENT_TIMEOUT) -> dict[str, float]:

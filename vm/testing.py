@@ -5,9 +5,16 @@ They live here, not in tests/vm/conftest.py, so that test modules can import the
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+from vm.build import ensure_image
 from vm.hotplug import EmulatedDevice, GadgetDevice, Plugged, plug_and_wait, unplug_and_wait
 from vm.machine import Guest
 
@@ -22,6 +29,7 @@ class Report:
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
         self.latencies: list[tuple[str, str, float]] = []  # (kind, stage, seconds)
+        self.phases: list[tuple[str, str, float]] = []  # (scenario, phase, seconds)
         self.notes: list[str] = []
 
     def latency(self, kind: str, values: dict[str, float], prefix: str = "") -> None:
@@ -29,9 +37,15 @@ class Report:
         for stage, seconds in values.items():
             self.latencies.append((kind, prefix + stage, seconds))
 
+    def phase(self, scenario: str, values: dict[str, float]) -> None:
+        """Record one run of a scenario: seconds each phase took, in the order they happen."""
+        for name, seconds in values.items():
+            self.phases.append((scenario, name, seconds))
+
     def lines(self) -> list[str]:
-        """The report as text: timings, then per kind and step min / median / max, in time order."""
+        """The report as text: timings, scenario phases, then per kind and step min / median / max, in time order."""
         out = [*self.notes, *(f"{name}: {value:.2f} s" for name, value in self.timings.items())]
+        out.extend(self._phase_lines())
         if not self.latencies:
             return out
         out.append("hotplug latencies in the guest, seconds from the request (min / median / max, n):")
@@ -48,9 +62,25 @@ class Report:
             out.append(f"  {kind:9} {stage:42} {values[0]:7.3f} {median:7.3f} {values[-1]:7.3f}  n={len(values)}")
         return out
 
+    def _phase_lines(self) -> list[str]:
+        grouped: dict[str, dict[str, list[float]]] = {}
+        for scenario, name, seconds in self.phases:
+            grouped.setdefault(scenario, {}).setdefault(name, []).append(seconds)
+        out = []
+        for scenario, phases in grouped.items():
+            out.append(f"{scenario}, seconds per phase (min / median / max, n):")
+            for name, values in phases.items():
+                values = sorted(values)
+                median = values[len(values) // 2]
+                out.append(f"  {name:52} {values[0]:7.3f} {median:7.3f} {values[-1]:7.3f}  n={len(values)}")
+        return out
+
     def as_json(self) -> dict[str, Any]:
         """Machine-readable form."""
-        return {"notes": self.notes, "timings": self.timings, "latencies": [list(x) for x in self.latencies]}
+        return {
+            "notes": self.notes, "timings": self.timings, "latencies": [list(x) for x in self.latencies],
+            "phases": [list(x) for x in self.phases],
+        }
 
 
 class Devices:
@@ -70,15 +100,15 @@ class Devices:
         self.plugged: dict[int, Plugged] = {}  # id(device) -> what plug_and_wait saw
         self._ports: dict[int, int] = {}
 
-    def make(self, kind: str) -> EmulatedDevice | GadgetDevice:
-        """A new device of ``kind`` (serial, keyboard, storage or gadget)."""
+    def make(self, kind: str, chardev_out: str | None = None) -> EmulatedDevice | GadgetDevice:
+        """A new device of ``kind`` (serial, keyboard, storage or gadget); a serial may write to ``chardev_out``."""
         n = next(self._counter)
         serial = f"NDU{kind[:3].upper()}{n:04d}"
         if kind == "gadget":
             return GadgetDevice(name=f"acm{n}", serial=serial)
         used = set(self._ports.values())
         port = next(p for p in ROOT_PORTS if p not in used)
-        device = EmulatedDevice(kind=kind, id=f"{kind}{n}", serial=serial, port=port)
+        device = EmulatedDevice(kind=kind, id=f"{kind}{n}", serial=serial, port=port, chardev_out=chardev_out)
         self._ports[id(device)] = port
         return device
 
@@ -103,3 +133,25 @@ class Devices:
         for plugged in list(self.plugged.values()):
             self.unplug(plugged)
         self._ports.clear()
+
+
+@contextlib.contextmanager
+def running_guest(report: Report, label: str = "", **options: Any) -> Iterator[Guest]:
+    """Boot a guest from the cached image (``options`` go to Guest), report its boot, stop it after.
+
+    Its run directory is a short path under /tmp (unix socket paths are short); NDU_VM_KEEP=1 keeps it.
+    """
+    image = ensure_image()
+    run_dir = Path(tempfile.mkdtemp(prefix="ndu-vm-", dir="/tmp"))
+    machine = Guest(image, run_dir, **options)
+    try:
+        machine.start()
+        report.timings[f"{label}boot to agent ready (host)"] = machine.timings["boot_to_agent"]
+        report.timings[f"{label}guest uptime when the agent answered"] = machine.timings["guest_uptime_at_agent"]
+        yield machine
+    finally:
+        machine.stop()
+        if os.environ.get("NDU_VM_KEEP") == "1":
+            report.notes.append(f"{label}run directory kept (console.log, qemu.argv, share/): {run_dir}")
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)

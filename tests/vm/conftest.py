@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # the vm package is not installed; it lives at the repo root
     sys.path.insert(0, str(REPO))
 
-from vm.build import ensure_image  # noqa: E402
 from vm.machine import Guest  # noqa: E402
-from vm.testing import Devices, Report  # noqa: E402
+from vm.testing import Devices, Report, running_guest  # noqa: E402
 
 VM_ENABLED = os.environ.get("NDU_VM") == "1"
 
@@ -63,20 +60,8 @@ def report() -> Report:
 @pytest.fixture(scope="session")
 def guest(report: Report) -> Iterator[Guest]:
     """One booted guest for the session, with the plugin wheel in its share (not yet installed)."""
-    image = ensure_image()
-    run_dir = Path(tempfile.mkdtemp(prefix="ndu-vm-", dir="/tmp"))  # short: unix socket paths
-    machine = Guest(image, run_dir, with_plugin=True)
-    try:
-        machine.start()
-        report.timings["boot to agent ready (host)"] = machine.timings["boot_to_agent"]
-        report.timings["guest uptime when the agent answered"] = machine.timings["guest_uptime_at_agent"]
+    with running_guest(report, with_plugin=True) as machine:
         yield machine
-    finally:
-        machine.stop()
-        if os.environ.get("NDU_VM_KEEP") == "1":
-            report.notes.append(f"run directory kept (console.log, qemu.argv, share/): {run_dir}")
-        else:
-            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from discovery.rules import load_rules
-from vm import build, machine
+from vm import build, machine, nomad
+from vm.guest.nomad_queries import devices_from_node, find_instance, item_matches, wall_from_hclog
 from vm.guest.queries import find
 from vm.guest.udevlog import Event
 from vm.qmp import QMP, QMPError
@@ -209,6 +210,72 @@ def test_report_lists_steps_in_time_order() -> None:
     rows = [line.split() for line in report.lines()[1:]]
     assert [r[1:4] for r in rows] == [["plug", "→", "kernel_add"], ["plug", "→", "udev_add"], ["unplug", "→", "udev_remove"]]
     assert rows[0][4:7] == ["0.400", "0.600", "0.600"] and rows[0][7] == "n=2"
+
+
+def test_report_lists_phases_per_scenario() -> None:
+    """Scenario phases are listed under their scenario in the order recorded, with min, median and max over runs."""
+    report = Report()
+    report.phase("nomad", {"plug → Fingerprint": 1.0, "Fingerprint → node": 2.0})
+    report.phase("nomad", {"plug → Fingerprint": 3.0, "Fingerprint → node": 1.5})
+    lines = report.lines()
+    assert lines[0].startswith("nomad, seconds per phase")
+    assert [line.split()[-4:] for line in lines[1:3]] == [
+        ["1.000", "3.000", "3.000", "n=2"], ["1.500", "2.000", "2.000", "n=2"],
+    ]
+    assert lines[1].split()[:3] == ["plug", "→", "Fingerprint"]
+    assert report.as_json()["phases"][0] == ["nomad", "plug → Fingerprint", 1.0]
+
+
+NODE = {
+    "NodeResources": {
+        "Devices": [
+            {
+                "Vendor": "ftdi", "Type": "serial", "Name": "ft232r", "Attributes": {"emulated": {"Bool": True}},
+                "Instances": [
+                    {"ID": "usb-0403-6001-A", "Healthy": False, "HealthDescription": "unplugged"},
+                    {"ID": "usb-0403-6001-B", "Healthy": True, "HealthDescription": ""},
+                ],
+            }
+        ]
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("group", "id_contains", "healthy", "found"),
+    [
+        pytest.param(["ftdi", "serial", "ft232r"], "6001-B", True, "usb-0403-6001-B", id="healthy"),
+        pytest.param(["ftdi", "serial", "ft232r"], "6001-A", False, "usb-0403-6001-A", id="unhealthy"),
+        pytest.param(["ftdi", "serial", "ft232r"], "6001-A", True, None, id="wrong-health"),
+        pytest.param(["ftdi", "serial", "other"], "6001-B", True, None, id="other-group"),
+    ],
+)
+def test_node_devices_find_instance(group: list[str], id_contains: str, healthy: bool, found: str | None) -> None:
+    """A node's device groups come out as plain data, and an instance is found by group, ID part and health."""
+    groups = devices_from_node(NODE)
+    hit = find_instance(groups, group, id_contains, healthy)
+    assert (hit["instance"]["id"] if hit else None) == found
+    assert devices_from_node({"NodeResources": {"Devices": None}}) == []
+
+
+def test_nomad_item_match_and_hclog_time() -> None:
+    """Log lines and API items match on equal fields (a list: one of them); both hclog time formats parse."""
+    line = {"@message": "device added", "device_id": "usb-1", "groups": 1}
+    assert item_matches(line, {"@message": ["device added", "device healthy"], "device_id": "usb-1"})
+    assert not item_matches(line, {"@message": "device healthy"})
+    assert not item_matches(line, {"missing": "x"})
+    assert wall_from_hclog("2021-05-18T10:00:00.250Z") == wall_from_hclog("2021-05-18T10:00:00.250000Z")
+    assert wall_from_hclog("2021-05-18T10:00:01.000000+00:00") - wall_from_hclog("2021-05-18T10:00:00.250Z") == 0.75
+
+
+def test_find_nomad_says_why_without_a_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a usable binary the Nomad scenario gets no path and a reason naming where it looked."""
+    monkeypatch.setenv(nomad.NOMAD_ENV, str(tmp_path / "nomad"))
+    missing = nomad.find_nomad()
+    assert missing.path is None and str(tmp_path / "nomad") in missing.reason
+    (tmp_path / "nomad").write_text("not a program")
+    (tmp_path / "nomad").chmod(0o644)
+    assert "not executable" in nomad.find_nomad().reason
 
 
 def test_guest_rules_file_loads() -> None:

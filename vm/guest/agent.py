@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import gadget
+import nomad_session
 import udevlog
 
 PORT_NAME = "ndu.agent"
@@ -66,6 +67,7 @@ class Agent:
         self.events = udevlog.EventLog()
         self.events.start()
         self.plugin: Any = None
+        self.nomad: nomad_session.NomadSession | None = None
 
     # --- basics -------------------------------------------------------------------------------
     def op_ping(self) -> dict[str, Any]:
@@ -195,6 +197,41 @@ class Agent:
     def op_plugin_stop(self) -> dict[str, Any]:
         """Shutdown; the exit code."""
         return self._session().stop()
+
+    # --- a Nomad dev agent with the installed plugin (see nomad_session) -------------------------
+    def _nomad(self) -> nomad_session.NomadSession:
+        if self.nomad is None:
+            self.nomad = nomad_session.NomadSession(self.events)
+        return self.nomad
+
+    def op_nomad_start(
+        self, binary: str, workdir: str, config: str, plugin_executable: str, plugin_name: str, log_path: str,
+        timeout: float = 300,
+    ) -> dict[str, Any]:
+        """Run ``nomad agent -dev`` with the plugin in its plugin dir; its node ID once the plugin fingerprinted."""
+        return self._nomad().start(binary, workdir, config, plugin_executable, plugin_name, log_path, timeout)
+
+    def op_nomad_api(self, method: str, path: str, body: Any = None) -> Any:
+        """One request to the agent's HTTP API; the decoded answer."""
+        return self._nomad().api(method, path, body)[0]
+
+    def op_nomad_wait_log(self, query: dict[str, Any], timeout: float = 30, after: int = -1) -> dict[str, Any]:
+        """The first agent log line since the mark (after line ``after``) with these fields, and when it was logged."""
+        return self._nomad().wait_log(query, timeout, after)
+
+    def op_nomad_wait_node_device(
+        self, group: list[str], id_contains: str, healthy: bool = True, timeout: float = 30
+    ) -> dict[str, Any]:
+        """The first node version since the mark that shows the device so in its group."""
+        return self._nomad().wait_node_device(group, id_contains, healthy, timeout)
+
+    def op_nomad_wait_list(self, path: str, match: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
+        """Blocking queries on a list endpoint until an item matches."""
+        return self._nomad().wait_list(path, match, timeout)
+
+    def op_nomad_stop(self, purge_jobs: list[str], timeout: float = 120) -> dict[str, Any]:
+        """Purge the jobs, SIGINT the agent, wait; its exit code and any leftover process."""
+        return self._nomad().stop(purge_jobs, timeout)
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         """One request to one reply; an exception becomes an error reply, never a dead agent."""
