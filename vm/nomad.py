@@ -1,7 +1,7 @@
 """Host side: find the Nomad binary for the VM tier's Nomad scenario, and put it into a guest's 9p share.
 
 The binary is never part of the project: an operator builds or downloads it by hand and names it
-with $NOMAD_BIN, or leaves it at ``~/.cache/nomad-peer/bin/nomad``. Without one the scenario is
+with $NOMAD_BIN, leaves it at ``~/.cache/nomad-peer/bin/nomad``, or puts it on PATH. Without one the scenario is
 skipped, and ``find_nomad`` says why.
 """
 
@@ -31,10 +31,18 @@ class NomadBinary:
 
 
 def find_nomad() -> NomadBinary:
-    """$NOMAD_BIN if set, else the cache path; its ``nomad version`` line, or why it cannot be used."""
+    """$NOMAD_BIN if set, else the cache path, else ``nomad`` on PATH; its version line, or why none can be used.
+
+    The one lookup for every tier that runs Nomad (the VM tier here, the Nomad tier in tests/nomad).
+    """
     configured = os.environ.get(NOMAD_ENV)
-    path = Path(configured) if configured else DEFAULT_BINARY
-    source = f"${NOMAD_ENV}" if configured else f"{DEFAULT_BINARY} (set ${NOMAD_ENV} to use another)"
+    on_path = shutil.which("nomad")
+    if configured:
+        path, source = Path(configured), f"${NOMAD_ENV}"
+    elif not DEFAULT_BINARY.exists() and on_path:
+        path, source = Path(on_path), "PATH"
+    else:
+        path, source = DEFAULT_BINARY, f"{DEFAULT_BINARY} (set ${NOMAD_ENV} to use another, or put nomad on PATH)"
     if not path.is_file():
         return NomadBinary(None, f"no Nomad binary at {path}, from {source}")
     if not os.access(path, os.X_OK):

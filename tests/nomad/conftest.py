@@ -1,7 +1,8 @@
 """Nomad tier fixtures: a real Nomad server and two clients on loopback, each client's plugin in a fake world.
 
 Every test here is marked ``nomad`` and skipped unless ``NDU_NOMAD=1`` (scripts/nomad-test sets it)
-and a Nomad binary is found (``NOMAD_BIN``, ``~/.cache/nomad-peer/bin/nomad`` or ``nomad`` on PATH).
+and a Nomad binary is found (``vm.nomad.find_nomad``: ``NOMAD_BIN``, ``~/.cache/nomad-peer/bin/nomad``
+or ``nomad`` on PATH).
 The phases each scenario measured are printed at the end of the run.
 """
 
@@ -18,14 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nomad_cluster import Cluster, ClusterSpec, find_nomad, start_cluster
+from nomad_cluster import Cluster, ClusterSpec, start_cluster
 from nomad_scenario import Report
 
 from discovery import fakeusb
 from discovery.testbed import Plugged, Testbed
+from vm.nomad import find_nomad
 
 NOMAD_ENABLED = os.environ.get("NDU_NOMAD") == "1"
-NOMAD_BINARY, NO_NOMAD_REASON = find_nomad()
+_FOUND = find_nomad()
+NOMAD_BINARY, NO_NOMAD_REASON = (str(_FOUND.path) if _FOUND.path else None), _FOUND.reason
 DOCKER_IMAGE = "local/busybox:1"
 CLIENTS = ("client1", "client2")
 
@@ -181,8 +184,7 @@ def cluster(
     drivers = ("raw_exec", "exec") + (("docker",) if docker else ())
     spec = ClusterSpec(NOMAD_BINARY, tier_root, rules_file, worlds, drivers)
     for started in start_cluster(spec):
-        version = subprocess.run([NOMAD_BINARY, "version"], capture_output=True, text=True, check=False).stdout
-        report.notes.append(f"{version.strip()}: server and {len(worlds)} clients ready in {started.seconds:.1f} s")
+        report.notes.append(f"{_FOUND.version}: server and {len(worlds)} clients ready in {started.seconds:.1f} s")
         yield started.cluster
 
 

@@ -1,7 +1,7 @@
 """A real Nomad cluster on loopback: one server and two clients, each client's plugin in its own fake udev world.
 
 Nothing here is Nomad's: it writes agent configurations, starts the ``nomad`` binary the operator
-built (see :func:`find_nomad`), and talks to the agents over their HTTP API. Each client gets the
+built (found by ``vm.nomad.find_nomad``), and talks to the agents over their HTTP API. Each client gets the
 real plugin executable in its plugin dir through a small wrapper that puts the plugin (and only
 the plugin) into that client's umockdev world.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,27 +27,11 @@ from typing import Any
 
 from discovery.testbed import Testbed
 
-CACHE_BINARY = Path.home() / ".cache" / "nomad-peer" / "bin" / "nomad"
 PLUGIN_NAME = "nomad-device-usb"
 START_DEADLINE_S = 60.0
 STOP_DEADLINE_S = 30.0
 # Variables of the test process that must not reach the agents: the agents live in the real world.
 _WORLD_VARS = ("LD_PRELOAD", "UMOCKDEV_DIR", "NOMAD_ADDR", "NOMAD_TOKEN")
-
-
-def find_nomad() -> tuple[str | None, str]:
-    """The Nomad binary to test against, or None and why there is none."""
-    given = os.environ.get("NOMAD_BIN")
-    if given:
-        if os.access(given, os.X_OK):
-            return given, ""
-        return None, f"NOMAD_BIN={given} is not an executable file"
-    if os.access(CACHE_BINARY, os.X_OK):
-        return str(CACHE_BINARY), ""
-    on_path = shutil.which("nomad")
-    if on_path:
-        return on_path, ""
-    return None, f"no Nomad binary: set NOMAD_BIN, put one at {CACHE_BINARY}, or on PATH"
 
 
 def plugin_executable() -> str:
