@@ -33,7 +33,7 @@ from plugin.cli_context import (
 from plugin.cli_table import Style, color_wanted, ellipsis_for, output_width
 
 if TYPE_CHECKING:
-    from discovery.watcher import DeviceSource
+    from discovery.sources.base import DeviceSource
 
 DESCRIPTION = f"""\
 Nomad device plugin for USB devices. Run by a Nomad client agent, it is a plugin; run by a person,
@@ -185,7 +185,7 @@ def _run_demo(rest: list[str]) -> int:
 
 def _default_source() -> DeviceSource:
     # The same choice as the plugin: udev, else the pyusb fallback.
-    from discovery.sources import default_source
+    from discovery.sources.default import default_source
 
     return default_source()
 

@@ -19,7 +19,7 @@ from discovery.rules import RuleSet, load_rules
 from plugin.cli_table import Style
 
 if TYPE_CHECKING:
-    from discovery.watcher import DeviceSource
+    from discovery.sources.base import DeviceSource
 
 PROG = "nomad-device-usb"
 RULES_ENV = "NOMAD_DEVICE_USB_RULES"

@@ -31,7 +31,7 @@ from discovery.model import UsbDevice
 from discovery.rules import RuleSet, load_rules
 from discovery.snapshot import Snapshot
 from discovery.state import DeviceTable
-from discovery.udev import UdevEvent, UdevSource, udev_available, usb_device_path_of
+from discovery.sources.udev import UdevEvent, UdevSource, udev_available, usb_device_path_of
 from plugin.cli_context import EXIT_ENVIRONMENT, EXIT_OK, CliError, Context, rules_error_line
 from plugin.cli_view import MATCHED, Result, result_json, result_of
 

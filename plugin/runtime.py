@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from discovery.rules import Rule, RuleSet, load_rules, rules_from_dicts
 from discovery.nodes import handed_over_children
 from discovery.snapshot import Snapshot
-from discovery.sources import default_source
+from discovery.sources.default import default_source
 from discovery.watcher import Discovery
 from plugin.config import PluginConfig
 from plugin.logs import set_level
@@ -107,7 +107,7 @@ class Runtime:
         if not to_reset:
             return snapshot
         from discovery.reservation import DeviceUnavailableError
-        from discovery.usbfs import UsbResetError, reset_device
+        from discovery.sources.usbfs import UsbResetError, reset_device
 
         for dev_id, state in to_reset:
             try:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from discovery.testbed import Testbed, list_fixtures, load_fixture
-from discovery.usbfs import UsbfsUnavailableError
+from discovery.sources.usbfs import UsbfsUnavailableError
 from plugin import cli
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -38,7 +38,7 @@ def test_discovery_imports_no_nomad_side(path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("library", "owner"),
-    [("pyudev", "discovery/udev.py"), ("usb", "discovery/usbfs.py")],
+    [("pyudev", "discovery/sources/udev.py"), ("usb", "discovery/sources/usbfs.py")],
 )
 def test_hardware_library_has_one_adapter(library: str, owner: str) -> None:
     """pyudev is imported only by the udev adapter, pyusb only by the usbfs fallback."""

@@ -9,7 +9,7 @@ from cli_support import ROOT, RULES, golden, run_cli, world  # noqa: F401  (worl
 from discovery.inventory import take_inventory
 from discovery.rules import load_rules
 from discovery.testbed import Testbed, load_fixture
-from discovery.udev import UdevSource
+from discovery.sources.udev import UdevSource
 
 
 def test_list_table_matches_golden(world: Testbed) -> None:

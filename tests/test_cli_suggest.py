@@ -11,7 +11,7 @@ from cli_support import RULES, golden, run_cli, world  # noqa: F401  (world is a
 from discovery.inventory import take_inventory
 from discovery.rules import parse_rules
 from discovery.testbed import Testbed
-from discovery.udev import UdevSource
+from discovery.sources.udev import UdevSource
 
 
 def _ids(world: Testbed) -> list[str]:

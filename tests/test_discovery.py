@@ -14,7 +14,7 @@ from discovery import fakeusb
 from discovery.rules import RuleSet, load_rules
 from discovery.snapshot import Snapshot
 from discovery.testbed import Testbed
-from discovery.udev import UdevSource
+from discovery.sources.udev import UdevSource
 from discovery.watcher import Discovery
 
 WAIT_S = 10.0

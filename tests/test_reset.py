@@ -10,7 +10,7 @@ from pytest_mock import MockerFixture
 from discovery import fakeusb
 from discovery.reservation import DeviceUnavailableError, plan_reservation
 from discovery.testbed import Testbed
-from discovery.usbfs import UsbResetError
+from discovery.sources.usbfs import UsbResetError
 from plugin.config import config_from_mapping
 from plugin.runtime import Runtime
 
@@ -44,7 +44,7 @@ def test_reset_then_plan_from_the_device_after_it(runtime: Runtime, testbed: Tes
         testbed.unplug(handles.pop())
         handles.append(testbed.plug(fakeusb.make_arduino_uno(tty=1)))
 
-    reset = mocker.patch("discovery.usbfs.reset_device", side_effect=fake_reset)
+    reset = mocker.patch("discovery.sources.usbfs.reset_device", side_effect=fake_reset)
     snapshot = runtime.snapshot_for_reservation([dev_id])
     reset.assert_called_once_with(1, 7)
     plan = plan_reservation([dev_id], snapshot)
@@ -55,6 +55,6 @@ def test_reset_failure_refuses_the_reservation(runtime: Runtime, testbed: Testbe
     """A device that cannot be reset is not handed over: FAILED_PRECONDITION naming it."""
     testbed.plug(fakeusb.make_arduino_uno())
     (dev_id,) = runtime.discovery().current().devices
-    mocker.patch("discovery.usbfs.reset_device", side_effect=UsbResetError("no permission"))
+    mocker.patch("discovery.sources.usbfs.reset_device", side_effect=UsbResetError("no permission"))
     with pytest.raises(DeviceUnavailableError, match=f"{dev_id} could not be reset: no permission"):
         runtime.snapshot_for_reservation([dev_id])

@@ -13,7 +13,7 @@ import pytest
 from discovery.model import UsbDevice
 from discovery.recording import format_recording, parse_recording
 from discovery.testbed import Testbed, load_fixture, load_recording, make_fleet, make_ftdi
-from discovery.udev import UdevEvent, UdevSource, udev_available, usb_device_path_of
+from discovery.sources.udev import UdevEvent, UdevSource, udev_available, usb_device_path_of
 
 PCI = "/sys/devices/pci0000:00/0000:00:14.0/usb1"
 
@@ -380,7 +380,7 @@ def test_udev_available_in_a_umockdev_world(monkeypatch: pytest.MonkeyPatch) -> 
 def test_device_attributes_cover_every_attribute_rules_accept() -> None:
     """Every sysfs attribute name rules/templates accept is one the adapter reads."""
     from discovery.rules import SYSFS_ATTRIBUTES
-    from discovery.udev import DEVICE_ATTRIBUTES
+    from discovery.sources.udev import DEVICE_ATTRIBUTES
 
     assert SYSFS_ATTRIBUTES <= set(DEVICE_ATTRIBUTES)
 

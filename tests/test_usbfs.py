@@ -11,7 +11,7 @@ import usb.core
 from pytest_mock import MockerFixture
 
 from discovery.model import Interface
-from discovery.usbfs import UsbfsSource, UsbfsUnavailableError, UsbResetError, reset_device
+from discovery.sources.usbfs import UsbfsSource, UsbfsUnavailableError, UsbResetError, reset_device
 
 
 @dataclass

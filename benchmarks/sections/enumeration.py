@@ -24,7 +24,7 @@ from benchmarks.subjects import Baseline, Ours
 from benchmarks.world import World, fleet
 from discovery.rules import load_rules
 from discovery.state import DeviceTable
-from discovery.udev import UdevSource
+from discovery.sources.udev import UdevSource
 from discovery.watcher import Discovery
 
 NAME = "enumerate"

@@ -23,6 +23,7 @@ from typing import Iterable, Iterator
 import pyudev
 
 from discovery.model import Child, Interface, UsbDevice, frozen_mapping
+from discovery.sources.base import SourceError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ DEVICE_ATTRIBUTES: tuple[str, ...] = (
 _USB_DEVICE_NAME = re.compile(r"^(usb\d+|\d+-\d+(\.\d+)*)$")
 
 
-class UdevReadError(Exception):
+class UdevReadError(SourceError):
     """A device could not be read (usually: it went away while we read it)."""
 
 

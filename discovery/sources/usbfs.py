@@ -17,10 +17,10 @@ import usb.core
 import usb.util
 
 from discovery.model import Interface, UsbDevice, frozen_mapping
-
+from discovery.sources.base import SourceError
 
 if TYPE_CHECKING:
-    from discovery.watcher import UdevEventLike
+    from discovery.sources.base import SourceEvent
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +30,11 @@ SYSFS_USB_DEVICES = "/sys/bus/usb/devices"
 _SPEED_MBPS = {1: 1.5, 2: 12.0, 3: 480.0, 4: 5000.0, 5: 10000.0}
 
 
-class UsbfsUnavailableError(RuntimeError):
+class UsbfsUnavailableError(SourceError):
     """pyusb has no backend (libusb is not installed or cannot be loaded)."""
 
 
-class UsbResetError(RuntimeError):
+class UsbResetError(SourceError):
     """A USB reset could not be done: no such device (any more), or the kernel refused."""
 
 
@@ -81,7 +81,7 @@ class UsbfsSource:
         """No event source: the watcher must rescan."""
         return None
 
-    def drain(self) -> list[UdevEventLike]:
+    def drain(self) -> list[SourceEvent]:
         return []
 
     def close(self) -> None:

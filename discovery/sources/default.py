@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from discovery.watcher import DeviceSource
+from discovery.sources.base import DeviceSource
 
 
 def default_source() -> DeviceSource:
     """udev when it is there (events, no polling); otherwise the pyusb fallback that rescans."""
-    from discovery.udev import UdevSource, udev_available
+    from discovery.sources.udev import UdevSource, udev_available
 
     if udev_available():
         return UdevSource()
-    from discovery.usbfs import UsbfsSource
+    from discovery.sources.usbfs import UsbfsSource
 
     return UsbfsSource()
