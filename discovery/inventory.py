@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from discovery.model import UsbDevice
-from discovery.rules import RuleSet, RuleVerdict
+from discovery.rules.ruleset import RuleSet, RuleVerdict
 from discovery.snapshot import DeviceState, Snapshot
 from discovery.nodes import NodeCheck, check_node
 from discovery.sources.base import SourceError

@@ -14,7 +14,7 @@ from discovery.health import HealthResult
 from discovery.model import UsbDevice
 
 if TYPE_CHECKING:
-    from discovery.rules import AttrValue, Match
+    from discovery.rules.ruleset import AttrValue, Match
 
 GroupKey = tuple[str, str, str]  # (vendor, type, name) as Nomad names a device group
 

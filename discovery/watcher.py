@@ -30,7 +30,7 @@ from discovery.sources.base import DeviceSource
 from discovery.state import DeviceTable
 
 if TYPE_CHECKING:
-    from discovery.rules import RuleSet
+    from discovery.rules.ruleset import RuleSet
 
 log = logging.getLogger(__name__)
 

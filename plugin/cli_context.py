@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
-from discovery.errors import RulesError
+from discovery.rules.errors import RulesError
 from discovery.inventory import DeviceAccessError, Entry, Inventory, enumerate_devices, find_devices, take_inventory
-from discovery.rules import RuleSet, load_rules
+from discovery.rules.ruleset import RuleSet, load_rules
 from plugin.cli_table import Style
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from discovery.inventory import Entry, Inventory
 from discovery.reservation import Reservation, ReservationError, plan_reservation
-from discovery.rules import AttrValue, Match, RuleVerdict
+from discovery.rules.ruleset import AttrValue, Match, RuleVerdict
 from plugin.cli_context import EXIT_OK, Context
 from plugin.cli_table import Style
 from plugin.cli_view import MATCHED, Result, device_json, result_of, rule_json, rule_ref

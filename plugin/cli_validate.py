@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from discovery.errors import RuleIssue, RulesError
-from discovery.rules import RuleSet, load_rules
+from discovery.rules.errors import RuleIssue, RulesError
+from discovery.rules.ruleset import RuleSet, load_rules
 from plugin.cli_context import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, CliError, Context
 
 

@@ -24,11 +24,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from types import FrameType
 
-from discovery.errors import RulesError
+from discovery.rules.errors import RulesError
 from discovery.filewatch import FileWatch
 from discovery.inventory import Entry, Inventory
 from discovery.model import UsbDevice
-from discovery.rules import RuleSet, load_rules
+from discovery.rules.ruleset import RuleSet, load_rules
 from discovery.snapshot import Snapshot
 from discovery.state import DeviceTable
 from discovery.sources.udev import UdevEvent, UdevSource, udev_available, usb_device_path_of

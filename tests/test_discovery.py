@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from discovery import fakeusb
-from discovery.rules import RuleSet, load_rules
+from discovery.rules.ruleset import RuleSet, load_rules
 from discovery.snapshot import Snapshot
 from discovery.testbed import Testbed
 from discovery.sources.udev import UdevSource

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from rules_factories import make_device
 
-from discovery.errors import RulesError
-from discovery.rules import AttrValue, HealthCheck, Mount, RuleSet, parse_rules, rules_from_dicts
+from discovery.rules.errors import RulesError
+from discovery.rules.ruleset import AttrValue, HealthCheck, Mount, RuleSet, parse_rules, rules_from_dicts
 
 PIXEL: dict[str, Any] = {
     "name": "pixel",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from discovery.errors import RuleIssue, RulesError
-from discovery.rules import parse_rules
+from discovery.rules.errors import RuleIssue, RulesError
+from discovery.rules.ruleset import parse_rules
 
 G = "group: {vendor: v, type: t, name: n}"
 

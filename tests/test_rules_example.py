@@ -21,7 +21,7 @@ from rules_factories import (
 )
 
 from discovery.model import Interface, UsbDevice
-from discovery.rules import AttrValue, HealthCheck, Mount, RuleSet, load_rules, parse_rules
+from discovery.rules.ruleset import AttrValue, HealthCheck, Mount, RuleSet, load_rules, parse_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "rules.yaml"

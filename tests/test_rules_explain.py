@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rules_factories import ft232r, make_device
 
-from discovery.rules import ConditionResult, RuleSet, parse_rules
+from discovery.rules.ruleset import ConditionResult, RuleSet, parse_rules
 
 RULES = """\
 rules:

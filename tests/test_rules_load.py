@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from discovery.errors import RulesError
-from discovery.rules import load_rules
-from discovery.rules_source import MAX_BYTES
+from discovery.rules.errors import RulesError
+from discovery.rules.ruleset import load_rules
+from discovery.rules.tree import MAX_BYTES
 
 
 def load_error(path: str | Path) -> str:

@@ -8,7 +8,7 @@ import pytest
 from rules_factories import make_child, make_device
 
 from discovery.model import Interface, UsbDevice
-from discovery.rules import AttrValue, GroupKey, HealthCheck, Mount, RuleSet, parse_rules
+from discovery.rules.ruleset import AttrValue, GroupKey, HealthCheck, Mount, RuleSet, parse_rules
 
 GROUP = "{vendor: v, type: t, name: n}"
 

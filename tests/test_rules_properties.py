@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from rules_factories import make_device
 
-from discovery.conditions import GlobError, compile_glob
-from discovery.errors import RulesError
+from discovery.rules.conditions import GlobError, compile_glob
+from discovery.rules.errors import RulesError
 from discovery.model import Child, Interface, UsbDevice
-from discovery.rules import RuleSet, parse_rules, rules_from_dicts
-from discovery.rules_schema import MATCH_KEYS, RULE_KEYS
-from discovery.templates import TemplateError, parse_template
+from discovery.rules.ruleset import RuleSet, parse_rules, rules_from_dicts
+from discovery.rules.schema import MATCH_KEYS, RULE_KEYS
+from discovery.rules.templates import TemplateError, parse_template
 
 # No deadlines: a 2-core machine under load must not turn slow examples into failures.
 PROPERTY = settings(deadline=None, max_examples=100, suppress_health_check=[HealthCheck.too_slow])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rules_factories import make_device
 
-from discovery.templates import DeviceFacts, Placeholder, TemplateError, parse_template
+from discovery.rules.templates import DeviceFacts, Placeholder, TemplateError, parse_template
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from discovery.errors import RuleIssue
+from discovery.rules.errors import RuleIssue
 
 MAX_BYTES = 1024 * 1024  # a rules file above 1 MiB is refused before it is parsed
 

@@ -1,4 +1,4 @@
-"""Typed errors of the discovery layer: a rejected rules file, with every problem and where it is."""
+"""Typed errors of the rules engine: a rejected rules file, with every problem and where it is."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The rules schema: the validator that builds Rule records (``discovery.rules_model``) from input.
+"""The rules schema: the validator that builds Rule records (``discovery.rules.model``) from input.
 
-The validator reads the positioned tree of ``discovery.rules_source`` (YAML or plain data alike),
+The validator reads the positioned tree of ``discovery.rules.tree`` (YAML or plain data alike),
 checks every key and value, and reports every problem it finds into one ``Issues`` list, so a user
 fixes a file in one pass. A rule with any problem is left out; the caller refuses the whole source
 when there is any problem at all ("a rejected file changes nothing").
@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from discovery.conditions import (
+from discovery.rules.conditions import (
     Condition,
     DriverCondition,
     Glob,
@@ -30,8 +30,8 @@ from discovery.conditions import (
     compile_glob,
 )
 from discovery.durations import DurationError, format_duration, parse_duration
-from discovery.errors import RuleIssue
-from discovery.rules_model import (
+from discovery.rules.errors import RuleIssue
+from discovery.rules.model import (
     DEFAULT_INTERVAL,
     DEFAULT_PERMISSIONS,
     DEFAULT_TIMEOUT,
@@ -43,8 +43,8 @@ from discovery.rules_model import (
     MountSpec,
     Rule,
 )
-from discovery.rules_source import Issues, Src, quote
-from discovery.templates import Placeholder, Template, TemplateError, parse_template
+from discovery.rules.tree import Issues, Src, quote
+from discovery.rules.templates import Placeholder, Template, TemplateError, parse_template
 
 MAX_RULES = 10_000
 

@@ -18,10 +18,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from discovery.errors import RuleIssue, RulesError
+from discovery.rules.errors import RuleIssue, RulesError
 from discovery.model import UsbDevice
-from discovery.rules_model import AttrSpec, AttrValue, GroupKey, Rule
-from discovery.rules_schema import (
+from discovery.rules.model import AttrSpec, AttrValue, GroupKey, Rule
+from discovery.rules.schema import (
     GROUP_FORBIDDEN,
     KNOWN_UNITS,
     convert_attr,
@@ -30,8 +30,8 @@ from discovery.rules_schema import (
     rules_from_list,
     rules_from_tree,
 )
-from discovery.rules_source import MAX_BYTES, Issues, PlainSrc, compose_yaml, quote
-from discovery.templates import BUILTIN_PLACEHOLDERS, DeviceFacts
+from discovery.rules.tree import MAX_BYTES, Issues, PlainSrc, compose_yaml, quote
+from discovery.rules.templates import BUILTIN_PLACEHOLDERS, DeviceFacts
 
 __all__ = [
     "AttrValue",

@@ -1,6 +1,6 @@
 """What a validated rule is: immutable records for a rule, its group, attributes, mounts and health check.
 
-``discovery.rules_schema`` builds these from input; ``discovery.rules`` renders them per device.
+``discovery.rules.schema`` builds these from input; ``discovery.rules.matching`` renders them per device.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from discovery.conditions import Condition
-from discovery.rules_source import quote
-from discovery.templates import Template
+from discovery.rules.conditions import Condition
+from discovery.rules.tree import quote
+from discovery.rules.templates import Template
 
 DEFAULT_PERMISSIONS = "rw"
 DEFAULT_INTERVAL = 30.0
