@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from discovery.model import UsbDevice
-from discovery.rules.ruleset import RuleSet, RuleVerdict
+from discovery.rules.explain import RuleVerdict
+from discovery.rules.ruleset import RuleSet
 from discovery.snapshot import DeviceState, Snapshot
 from discovery.nodes import NodeCheck, check_node
 from discovery.sources.base import SourceError

@@ -20,7 +20,9 @@ from discovery.nodes import NodeCheck, check_node, handed_over_nodes
 from discovery.snapshot import DeviceState, Group, GroupKey, Snapshot
 
 if TYPE_CHECKING:
-    from discovery.rules.ruleset import AttrValue, Match, RuleSet
+    from discovery.rules.matching import Match
+    from discovery.rules.model import AttrValue
+    from discovery.rules.ruleset import RuleSet
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, TextIO
 
 from discovery.rules.errors import RulesError
 from discovery.inventory import DeviceAccessError, Entry, Inventory, enumerate_devices, find_devices, take_inventory
-from discovery.rules.ruleset import RuleSet, load_rules
+from discovery.rules.loader import load_rules
+from discovery.rules.ruleset import RuleSet
 from plugin.cli_table import Style
 
 if TYPE_CHECKING:

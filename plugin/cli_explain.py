@@ -11,7 +11,9 @@ from collections.abc import Mapping
 
 from discovery.inventory import Entry, Inventory
 from discovery.reservation import Reservation, ReservationError, plan_reservation
-from discovery.rules.ruleset import AttrValue, Match, RuleVerdict
+from discovery.rules.explain import RuleVerdict
+from discovery.rules.matching import Match
+from discovery.rules.model import AttrValue
 from plugin.cli_context import EXIT_OK, Context
 from plugin.cli_table import Style
 from plugin.cli_view import MATCHED, Result, device_json, result_of, rule_json, rule_ref

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from discovery.ids import is_junk_serial
 from discovery.inventory import Entry
 from discovery.model import UsbDevice
-from discovery.rules.ruleset import RulesError, parse_rules
+from discovery.rules.errors import RulesError
+from discovery.rules.loader import parse_rules
 from plugin.cli_context import EXIT_OK, PROG, CliError, Context, quote_arg
 from plugin.cli_view import result_of, rule_ref
 

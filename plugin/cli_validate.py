@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 
 from discovery.rules.errors import RuleIssue, RulesError
-from discovery.rules.ruleset import RuleSet, load_rules
+from discovery.rules.loader import load_rules
+from discovery.rules.ruleset import RuleSet
 from plugin.cli_context import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, CliError, Context
 
 

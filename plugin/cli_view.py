@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from discovery.inventory import Entry, Inventory
 from discovery.model import UsbDevice
-from discovery.rules.ruleset import Rule
+from discovery.rules.model import Rule
 from discovery.snapshot import DeviceState
 
 MATCHED, IGNORED, UNMATCHED = "matched", "ignored", "unmatched"

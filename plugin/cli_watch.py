@@ -28,7 +28,8 @@ from discovery.rules.errors import RulesError
 from discovery.filewatch import FileWatch
 from discovery.inventory import Entry, Inventory
 from discovery.model import UsbDevice
-from discovery.rules.ruleset import RuleSet, load_rules
+from discovery.rules.loader import load_rules
+from discovery.rules.ruleset import RuleSet
 from discovery.snapshot import Snapshot
 from discovery.state import DeviceTable
 from discovery.sources.udev import UdevEvent, UdevSource, udev_available, usb_device_path_of

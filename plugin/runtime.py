@@ -12,7 +12,9 @@ import threading
 import time
 from collections.abc import Sequence
 
-from discovery.rules.ruleset import Rule, RuleSet, load_rules, rules_from_dicts
+from discovery.rules.loader import load_rules, rules_from_dicts
+from discovery.rules.model import Rule
+from discovery.rules.ruleset import RuleSet
 from discovery.nodes import handed_over_children
 from discovery.snapshot import Snapshot
 from discovery.sources.default import default_source

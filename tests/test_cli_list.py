@@ -7,7 +7,7 @@ import json
 from cli_support import ROOT, RULES, golden, run_cli, world  # noqa: F401  (world is a fixture)
 
 from discovery.inventory import take_inventory
-from discovery.rules.ruleset import load_rules
+from discovery.rules.loader import load_rules
 from discovery.testbed import Testbed, load_fixture
 from discovery.sources.udev import UdevSource
 

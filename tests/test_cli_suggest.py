@@ -9,7 +9,7 @@ import pytest
 from cli_support import RULES, golden, run_cli, world  # noqa: F401  (world is a fixture)
 
 from discovery.inventory import take_inventory
-from discovery.rules.ruleset import parse_rules
+from discovery.rules.loader import parse_rules
 from discovery.testbed import Testbed
 from discovery.sources.udev import UdevSource
 

@@ -14,7 +14,8 @@ import msgpack
 import pytest
 
 from discovery import fakeusb
-from discovery.rules.ruleset import RuleSet, rules_from_dicts
+from discovery.rules.loader import rules_from_dicts
+from discovery.rules.ruleset import RuleSet
 from discovery.testbed import Testbed
 from plugin.config import CONFIG_SPEC, ConfigError, decode_config, encode_config
 from plugin.host import PluginProcess, RpcError

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from discovery import fakeusb
-from discovery.rules.ruleset import RuleSet, load_rules
+from discovery.rules.loader import load_rules
+from discovery.rules.ruleset import RuleSet
 from discovery.snapshot import Snapshot
 from discovery.testbed import Testbed
 from discovery.sources.udev import UdevSource

@@ -8,7 +8,10 @@ import pytest
 from rules_factories import make_device
 
 from discovery.rules.errors import RulesError
-from discovery.rules.ruleset import AttrValue, HealthCheck, Mount, RuleSet, parse_rules, rules_from_dicts
+from discovery.rules.loader import parse_rules, rules_from_dicts
+from discovery.rules.matching import HealthCheck, Mount
+from discovery.rules.model import AttrValue
+from discovery.rules.ruleset import RuleSet
 
 PIXEL: dict[str, Any] = {
     "name": "pixel",

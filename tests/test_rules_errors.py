@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from discovery.rules.errors import RuleIssue, RulesError
-from discovery.rules.ruleset import parse_rules
+from discovery.rules.loader import parse_rules
 
 G = "group: {vendor: v, type: t, name: n}"
 

@@ -21,7 +21,10 @@ from rules_factories import (
 )
 
 from discovery.model import Interface, UsbDevice
-from discovery.rules.ruleset import AttrValue, HealthCheck, Mount, RuleSet, load_rules, parse_rules
+from discovery.rules.loader import load_rules, parse_rules
+from discovery.rules.matching import HealthCheck, Mount
+from discovery.rules.model import AttrValue
+from discovery.rules.ruleset import RuleSet
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "rules.yaml"

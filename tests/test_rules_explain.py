@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from rules_factories import ft232r, make_device
 
-from discovery.rules.ruleset import ConditionResult, RuleSet, parse_rules
+from discovery.rules.explain import ConditionResult
+from discovery.rules.loader import parse_rules
+from discovery.rules.ruleset import RuleSet
 
 RULES = """\
 rules:

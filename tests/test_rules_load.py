@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from discovery.rules.errors import RulesError
-from discovery.rules.ruleset import load_rules
+from discovery.rules.loader import load_rules
 from discovery.rules.tree import MAX_BYTES
 
 

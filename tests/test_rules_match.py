@@ -8,7 +8,10 @@ import pytest
 from rules_factories import make_child, make_device
 
 from discovery.model import Interface, UsbDevice
-from discovery.rules.ruleset import AttrValue, GroupKey, HealthCheck, Mount, RuleSet, parse_rules
+from discovery.rules.loader import parse_rules
+from discovery.rules.matching import HealthCheck, Mount
+from discovery.rules.model import AttrValue, GroupKey
+from discovery.rules.ruleset import RuleSet
 
 GROUP = "{vendor: v, type: t, name: n}"
 

@@ -16,7 +16,8 @@ from rules_factories import make_device
 from discovery.rules.conditions import GlobError, compile_glob
 from discovery.rules.errors import RulesError
 from discovery.model import Child, Interface, UsbDevice
-from discovery.rules.ruleset import RuleSet, parse_rules, rules_from_dicts
+from discovery.rules.loader import parse_rules, rules_from_dicts
+from discovery.rules.ruleset import RuleSet
 from discovery.rules.schema import MATCH_KEYS, RULE_KEYS
 from discovery.rules.templates import TemplateError, parse_template
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from discovery.rules.ruleset import parse_rules
+from discovery.rules.loader import parse_rules
 from discovery.state import DeviceTable
 from rules_factories import ft232r
 

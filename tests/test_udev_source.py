@@ -379,7 +379,7 @@ def test_udev_available_in_a_umockdev_world(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_device_attributes_cover_every_attribute_rules_accept() -> None:
     """Every sysfs attribute name rules/templates accept is one the adapter reads."""
-    from discovery.rules.ruleset import SYSFS_ATTRIBUTES
+    from discovery.rules.warnings import SYSFS_ATTRIBUTES
     from discovery.sources.udev import DEVICE_ATTRIBUTES
 
     assert SYSFS_ATTRIBUTES <= set(DEVICE_ATTRIBUTES)

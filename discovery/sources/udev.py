@@ -35,7 +35,7 @@ DEFAULT_SUBSYSTEMS: tuple[str, ...] = (
 
 # sysfs attributes copied into UsbDevice.attributes (rules and templates read them). A fixed
 # list, the text attributes of a usb_device: reading every file is slow and some are binary
-# (descriptors). Keep it a superset of discovery.rules.ruleset.SYSFS_ATTRIBUTES (a test checks).
+# (descriptors). Keep it a superset of discovery.rules.warnings.SYSFS_ATTRIBUTES (a test checks).
 DEVICE_ATTRIBUTES: tuple[str, ...] = (
     "idVendor", "idProduct", "bcdDevice", "manufacturer", "product", "serial", "busnum", "devnum",
     "devpath", "speed", "version", "bDeviceClass", "bDeviceSubClass", "bDeviceProtocol",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from discovery.rules.ruleset import load_rules
+from discovery.rules.loader import load_rules
 from vm import build, machine
 from vm.guest.queries import find
 from vm.guest.udevlog import Event
