@@ -18,7 +18,7 @@ from discovery.rules.errors import RulesError
 from discovery.model import Child, Interface, UsbDevice
 from discovery.rules.loader import parse_rules, rules_from_dicts
 from discovery.rules.ruleset import RuleSet
-from discovery.rules.schema import MATCH_KEYS, RULE_KEYS
+from discovery.rules.schema.keys import MATCH_KEYS, RULE_KEYS
 from discovery.rules.templates import TemplateError, parse_template
 
 # No deadlines: a 2-core machine under load must not turn slow examples into failures.

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from discovery.rules.errors import RuleIssue, RulesError
 from discovery.rules.model import Rule
 from discovery.rules.ruleset import RuleSet
-from discovery.rules.schema import group_conflicts, rules_from_list, rules_from_tree
+from discovery.rules.schema.rule import group_conflicts, rules_from_list, rules_from_tree
 from discovery.rules.tree import MAX_BYTES, Issues, PlainSrc, compose_yaml
 
 

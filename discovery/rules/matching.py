@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 from discovery.model import UsbDevice
 from discovery.rules.model import AttrSpec, AttrValue, GroupKey, Rule
-from discovery.rules.schema import GROUP_FORBIDDEN, convert_attr, path_problem
+from discovery.rules.schema.values import GROUP_FORBIDDEN, convert_attr, path_problem
 from discovery.rules.templates import DeviceFacts
 
 _EMPTY_ATTRS: Mapping[str, AttrValue] = MappingProxyType({})

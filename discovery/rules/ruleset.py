@@ -16,7 +16,7 @@ from discovery.rules.errors import RuleIssue, RulesError
 from discovery.rules.explain import RuleVerdict, verdicts_for
 from discovery.rules.matching import Match, first_match
 from discovery.rules.model import Rule
-from discovery.rules.schema import group_conflicts
+from discovery.rules.schema.rule import group_conflicts
 
 
 @dataclass(frozen=True)

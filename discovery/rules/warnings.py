@@ -10,7 +10,7 @@ from discovery.model import UsbDevice
 from discovery.rules.errors import RuleIssue
 from discovery.rules.matching import Match, accepts, first_match, render_group
 from discovery.rules.model import GroupKey, Rule
-from discovery.rules.schema import KNOWN_UNITS
+from discovery.rules.schema.values import KNOWN_UNITS
 from discovery.rules.templates import BUILTIN_PLACEHOLDERS, DeviceFacts
 from discovery.rules.tree import quote
 
