@@ -17,7 +17,8 @@ from discovery import fakeusb
 from discovery.rules.loader import rules_from_dicts
 from discovery.rules.ruleset import RuleSet
 from discovery.testbed import Testbed
-from plugin.config import CONFIG_SPEC, ConfigError, decode_config, encode_config
+from discovery.rules.schema.keys import GROUP_KEYS, HEALTH_KEYS, INTERFACE_KEYS, MATCH_KEYS, MOUNT_KEYS, RULE_KEYS
+from plugin.config import CONFIG_SPEC, RULE_SPEC, ConfigError, decode_config, encode_config
 from plugin.host import PluginProcess, RpcError
 from rules_factories import cp210x as cp210x_device
 from rules_factories import pixel_7
@@ -41,6 +42,18 @@ def test_config_spec_has_no_any_type() -> None:
     """No ``any`` in the schema: Nomad's decoder panics (killing the agent) on mixed types in block lists."""
     types = list(spec_types(CONFIG_SPEC))
     assert types and not [t for t in types if "any" in t]
+
+
+def test_inline_rule_spec_has_every_rules_file_key() -> None:
+    """The HCL ``rule {}`` spec offers exactly the keys the YAML validator takes, at every level."""
+    hcl_to_yaml = {"mount": "mounts", "attribute": "attributes"}  # HCL's singular block names
+    assert {hcl_to_yaml.get(name, name) for name in RULE_SPEC} == set(RULE_KEYS)
+    nested = {name: opts["nested"] for name, (_kind, opts) in RULE_SPEC.items() if "nested" in opts}
+    assert set(nested["match"]) == set(MATCH_KEYS)
+    assert set(nested["match"]["interface"][1]["nested"]) == set(INTERFACE_KEYS)
+    assert set(nested["group"]) == set(GROUP_KEYS)
+    assert set(nested["mount"]) == set(MOUNT_KEYS)
+    assert set(nested["health"]) == set(HEALTH_KEYS)
 
 
 def test_config_defaults_from_nomad_empty_block() -> None:
