@@ -23,7 +23,7 @@ from discovery.rules.ruleset import RuleSet
 from discovery.snapshot import DeviceState, Snapshot
 from discovery.nodes import NodeCheck, check_node
 from discovery.sources.base import SourceError
-from discovery.state import DeviceTable
+from discovery.table import DeviceTable
 
 if TYPE_CHECKING:
     from discovery.sources.base import DeviceSource

@@ -27,7 +27,7 @@ from discovery.filewatch import FileWatch
 from discovery.health import HealthResult, run_check
 from discovery.snapshot import Snapshot
 from discovery.sources.base import DeviceSource
-from discovery.state import DeviceTable
+from discovery.table import DeviceTable
 
 if TYPE_CHECKING:
     from discovery.rules.ruleset import RuleSet

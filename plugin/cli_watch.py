@@ -31,7 +31,7 @@ from discovery.model import UsbDevice
 from discovery.rules.loader import load_rules
 from discovery.rules.ruleset import RuleSet
 from discovery.snapshot import Snapshot
-from discovery.state import DeviceTable
+from discovery.table import DeviceTable
 from discovery.sources.udev import UdevEvent, UdevSource, udev_available, usb_device_path_of
 from plugin.cli_context import EXIT_ENVIRONMENT, EXIT_OK, CliError, Context, rules_error_line
 from plugin.cli_view import MATCHED, Result, result_json, result_of

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from discovery.rules.loader import parse_rules
-from discovery.state import DeviceTable
+from discovery.table import DeviceTable
 from rules_factories import ft232r
 
 RULES = parse_rules("rules:\n  - match: {vendor_id: '0403'}\n    group: {vendor: ftdi, type: serial, name: ft232r}\n")
