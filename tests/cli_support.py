@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from discovery.testbed import Testbed, list_fixtures, load_fixture
+from discovery.fake.testbed import Testbed, list_fixtures, load_fixture
 from discovery.sources.usbfs import UsbfsUnavailableError
 from plugin import cli
 

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import pytest
 
-from discovery.testbed import PRELOAD_SONAME, Testbed, preload_library, preload_loaded
+from discovery.fake.testbed import PRELOAD_SONAME, Testbed, preload_library, preload_loaded
 from discovery.sources.udev import UdevSource
 
 _REEXEC_MARK = "NOMAD_USB_REEXECED"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cli_support import ROOT, RULES, NoUsbSource, run_cli, world  # noqa: F401  (world is a fixture)
 
-from discovery.testbed import Testbed
+from discovery.fake.testbed import Testbed
 from plugin import cli_context
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from cli_support import RULES, golden, run_cli, world  # noqa: F401  (world is a fixture)
 
-from discovery.testbed import Testbed
+from discovery.fake.testbed import Testbed
 
 FTDI = "usb-0403-6001-A50285BI"
 
@@ -76,7 +76,7 @@ def test_explain_unhealthy_device_says_why_there_is_no_reservation(testbed: Test
     """A matched but unhealthy device gets no reservation, and explain gives the plugin's reason."""
     from cli_support import ROOT
 
-    from discovery.testbed import load_fixture
+    from discovery.fake.testbed import load_fixture
 
     handle = testbed.plug(load_fixture("ftdi-ft232r"))
     testbed.unbind(handle, 0)

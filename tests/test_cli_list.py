@@ -8,7 +8,7 @@ from cli_support import ROOT, RULES, golden, run_cli, world  # noqa: F401  (worl
 
 from discovery.inventory import take_inventory
 from discovery.rules.loader import load_rules
-from discovery.testbed import Testbed, load_fixture
+from discovery.fake.testbed import Testbed, load_fixture
 from discovery.sources.udev import UdevSource
 
 

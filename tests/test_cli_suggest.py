@@ -10,7 +10,7 @@ from cli_support import RULES, golden, run_cli, world  # noqa: F401  (world is a
 
 from discovery.inventory import take_inventory
 from discovery.rules.loader import parse_rules
-from discovery.testbed import Testbed
+from discovery.fake.testbed import Testbed
 from discovery.sources.udev import UdevSource
 
 

@@ -14,7 +14,7 @@ import termios
 import pytest
 from cli_support import ROOT, RULES, run_cli, world  # noqa: F401  (world is a fixture)
 
-from discovery.testbed import Testbed
+from discovery.fake.testbed import Testbed
 from plugin.cli_table import Column, Style, color_wanted, cut, layout, output_width, render_table
 
 COLS = [

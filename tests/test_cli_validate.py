@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cli_support import RULES, NoUsbSource, golden, run_cli, world  # noqa: F401  (world is a fixture)
 
-from discovery.testbed import Testbed
+from discovery.fake.testbed import Testbed
 
 BROKEN = """\
 rules:

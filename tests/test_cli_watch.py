@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cli_support import ROOT, RULES, CliProcess
 
-from discovery.testbed import Testbed, load_fixture
+from discovery.fake.testbed import Testbed, load_fixture
 
 LINE = re.compile(
     r"^(?P<time>\d\d:\d\d:\d\d\.\d{3})  (?P<action>\S+)\s+  (?P<id>\S+)  (?P<vid_pid>[0-9a-f?]{4}:[0-9a-f?]{4})  "

@@ -13,10 +13,10 @@ from typing import Any
 import msgpack
 import pytest
 
-from discovery import fakeusb
+from discovery.fake import usb_devices
 from discovery.rules.loader import rules_from_dicts
 from discovery.rules.ruleset import RuleSet
-from discovery.testbed import Testbed
+from discovery.fake.testbed import Testbed
 from discovery.rules.schema.keys import GROUP_KEYS, HEALTH_KEYS, INTERFACE_KEYS, MATCH_KEYS, MOUNT_KEYS, RULE_KEYS
 from plugin.config import CONFIG_SPEC, RULE_SPEC, ConfigError, decode_config, encode_config
 from plugin.host import PluginProcess, RpcError
@@ -136,7 +136,7 @@ def test_setconfig_twice_then_fingerprint(plugin: PluginProcess, testbed: Testbe
     plugin.set_config(nomad_bytes("inline"))
     stream = plugin.fingerprint()
     assert stream.next_message(10.0) is not None
-    phone = fakeusb.make_pixel7()
+    phone = usb_devices.make_pixel7()
     testbed.plug(phone)
     message = stream.wait_for(lambda m: len(m.device_group) == 1, 10.0)
     assert message is not None

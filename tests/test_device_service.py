@@ -12,8 +12,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from discovery import fakeusb
-from discovery.testbed import Testbed
+from discovery.fake import usb_devices
+from discovery.fake.testbed import Testbed
 from plugin.config import encode_config
 from plugin.host import FingerprintStream, PluginProcess
 from proto import device_pb2
@@ -120,7 +120,7 @@ def test_fingerprint_first_message_is_immediate_and_empty_without_devices(world:
 def test_fingerprint_reports_hotplug_add_and_remove(world: World) -> None:
     """A plug adds a healthy device; an unplug keeps it listed but unhealthy, saying why."""
     stream, _ = world.open_fingerprint()
-    handle = world.testbed.plug(fakeusb.make_ftdi())
+    handle = world.testbed.plug(usb_devices.make_ftdi())
     added = stream.wait_for(has_group("ftdi/serial/ft232r", 1, 1), WAIT_S)
     assert added is not None
     group = added.device_group[0]
@@ -136,11 +136,11 @@ def test_fingerprint_reports_hotplug_add_and_remove(world: World) -> None:
 def test_fingerprint_sends_nothing_when_nothing_changed(world: World) -> None:
     """A change event that alters nothing Nomad sees produces no new message."""
     stream, _ = world.open_fingerprint()
-    handle = world.testbed.plug(fakeusb.make_ftdi())
+    handle = world.testbed.plug(usb_devices.make_ftdi())
     assert stream.wait_for(has_group("ftdi/serial/ft232r", 1, 1), WAIT_S) is not None
     world.testbed.change(handle, {"SOME_UNRELATED_PROPERTY": "1"})
     # A later, visible change proves the stream is live; nothing may come in between.
-    world.testbed.plug(fakeusb.make_pixel7())
+    world.testbed.plug(usb_devices.make_pixel7())
     nxt = stream.next_message(WAIT_S)
     assert nxt is not None and has_group("google/phone/pixel-7", 1)(nxt)
 
@@ -148,13 +148,13 @@ def test_fingerprint_sends_nothing_when_nothing_changed(world: World) -> None:
 def test_fingerprint_replug_keeps_id_with_new_devnum(world: World) -> None:
     """The same board replugged on another port with a new device number keeps its ID and turns healthy."""
     stream, _ = world.open_fingerprint()
-    handle = world.testbed.plug(fakeusb.make_arduino_uno())
+    handle = world.testbed.plug(usb_devices.make_arduino_uno())
     first = stream.wait_for(has_group("arduino/board/uno", 1, 1), WAIT_S)
     assert first is not None
     (dev_id,) = groups_of(first)["arduino/board/uno"]
     world.testbed.unplug(handle)
     assert stream.wait_for(has_group("arduino/board/uno", 1, 0), WAIT_S) is not None
-    world.testbed.plug(fakeusb.make_arduino_uno(port="1-6", devnum=42))
+    world.testbed.plug(usb_devices.make_arduino_uno(port="1-6", devnum=42))
     again = stream.wait_for(has_group("arduino/board/uno", 1, 1), WAIT_S)
     assert again is not None
     assert list(groups_of(again)["arduino/board/uno"]) == [dev_id]
@@ -163,8 +163,8 @@ def test_fingerprint_replug_keeps_id_with_new_devnum(world: World) -> None:
 def test_fingerprint_survives_a_device_with_garbage_sysfs(world: World) -> None:
     """A device whose data cannot be read is skipped; the stream stays open and later devices still arrive."""
     stream, _ = world.open_fingerprint()
-    world.testbed.plug(fakeusb.make_ftdi(attributes={"idVendor": "zz!!", "busnum": "x"}))
-    world.testbed.plug(fakeusb.make_pixel7())
+    world.testbed.plug(usb_devices.make_ftdi(attributes={"idVendor": "zz!!", "busnum": "x"}))
+    world.testbed.plug(usb_devices.make_pixel7())
     assert stream.wait_for(has_group("google/phone/pixel-7", 1, 1), WAIT_S) is not None
     assert stream.error is None and not stream.ended
 
@@ -172,7 +172,7 @@ def test_fingerprint_survives_a_device_with_garbage_sysfs(world: World) -> None:
 def test_fingerprint_group_attributes_typed_for_constraints(world: World) -> None:
     """Rule attributes keep their types and units; numbers are numbers."""
     stream, _ = world.open_fingerprint()
-    world.testbed.plug(fakeusb.make_pixel7())
+    world.testbed.plug(usb_devices.make_pixel7())
     message = stream.wait_for(has_group("google/phone/pixel-7", 1), WAIT_S)
     assert message is not None
     attrs = message.device_group[0].attributes
@@ -182,19 +182,19 @@ def test_fingerprint_group_attributes_typed_for_constraints(world: World) -> Non
 
 
 FIXTURE_RESERVATIONS = [
-    pytest.param(fakeusb.make_pixel7, "google/phone/pixel-7", "rw", [], id="pixel7"),
-    pytest.param(fakeusb.make_ftdi, "ftdi/serial/ft232r", "rwm", ["/dev/ttyUSB0"], id="ftdi"),
-    pytest.param(fakeusb.make_arduino_uno, "arduino/board/uno", "rw", ["/dev/ttyACM0"], id="arduino"),
-    pytest.param(fakeusb.make_cp210x, "silabs/serial/cp210x", "rw", ["/dev/ttyUSB1"], id="cp210x"),
-    pytest.param(fakeusb.make_ch340, "wch/serial/ch340", "rw", ["/dev/ttyUSB3"], id="ch340"),
-    pytest.param(fakeusb.make_stlink, "st/debugger/stlink-v2-1", "rw", ["/dev/ttyACM1"], id="stlink"),
-    pytest.param(fakeusb.make_yubikey, "yubico/key/yubikey-5", "r", ["/dev/hidraw0", "/dev/hidraw1"], id="yubikey"),
+    pytest.param(usb_devices.make_pixel7, "google/phone/pixel-7", "rw", [], id="pixel7"),
+    pytest.param(usb_devices.make_ftdi, "ftdi/serial/ft232r", "rwm", ["/dev/ttyUSB0"], id="ftdi"),
+    pytest.param(usb_devices.make_arduino_uno, "arduino/board/uno", "rw", ["/dev/ttyACM0"], id="arduino"),
+    pytest.param(usb_devices.make_cp210x, "silabs/serial/cp210x", "rw", ["/dev/ttyUSB1"], id="cp210x"),
+    pytest.param(usb_devices.make_ch340, "wch/serial/ch340", "rw", ["/dev/ttyUSB3"], id="ch340"),
+    pytest.param(usb_devices.make_stlink, "st/debugger/stlink-v2-1", "rw", ["/dev/ttyACM1"], id="stlink"),
+    pytest.param(usb_devices.make_yubikey, "yubico/key/yubikey-5", "r", ["/dev/hidraw0", "/dev/hidraw1"], id="yubikey"),
 ]
 
 
 @pytest.mark.parametrize(("make", "group", "perms", "children"), FIXTURE_RESERVATIONS)
 def test_reserve_hands_over_usb_node_and_children(
-    world: World, make: Callable[[], fakeusb.FakeUsbDevice], group: str, perms: str, children: list[str]
+    world: World, make: Callable[[], usb_devices.FakeUsbDevice], group: str, perms: str, children: list[str]
 ) -> None:
     """Reserve returns the USB node plus the rule's child nodes, which exist as device nodes in /dev."""
     stream, _ = world.open_fingerprint()
@@ -221,8 +221,8 @@ def test_reserve_hands_over_usb_node_and_children(
 def test_reserve_two_devices_env_is_deterministic(world: World) -> None:
     """With two devices, IDs are listed in sorted order and the rule's env values joined the same way."""
     stream, _ = world.open_fingerprint()
-    world.testbed.plug(fakeusb.make_arduino_uno(port="1-3", devnum=7, serial="B0000000001"))
-    world.testbed.plug(fakeusb.make_arduino_uno(port="1-4", devnum=8, serial="A0000000002", tty=1))
+    world.testbed.plug(usb_devices.make_arduino_uno(port="1-3", devnum=7, serial="B0000000001"))
+    world.testbed.plug(usb_devices.make_arduino_uno(port="1-4", devnum=8, serial="A0000000002", tty=1))
     message = stream.wait_for(has_group("arduino/board/uno", 2, 2), WAIT_S)
     assert message is not None
     ids = sorted(groups_of(message)["arduino/board/uno"])
@@ -238,7 +238,7 @@ def test_reserve_mounts_resolved_under_dev(world: World) -> None:
     """The rule's mount is passed on with its read-only flag."""
     os.makedirs(world.testbed.root / "dev/serial/by-id", exist_ok=True)
     stream, _ = world.open_fingerprint()
-    world.testbed.plug(fakeusb.make_ftdi())
+    world.testbed.plug(usb_devices.make_ftdi())
     message = stream.wait_for(has_group("ftdi/serial/ft232r", 1, 1), WAIT_S)
     assert message is not None
     res = world.plugin.reserve(list(groups_of(message)["ftdi/serial/ft232r"])).container_res
@@ -250,7 +250,7 @@ def test_reserve_mounts_resolved_under_dev(world: World) -> None:
 def test_reserve_errors_name_the_device(world: World) -> None:
     """Unknown ID: NOT_FOUND; unplugged: FAILED_PRECONDITION with the reason; empty: INVALID_ARGUMENT."""
     stream, _ = world.open_fingerprint()
-    handle = world.testbed.plug(fakeusb.make_ftdi())
+    handle = world.testbed.plug(usb_devices.make_ftdi())
     message = stream.wait_for(has_group("ftdi/serial/ft232r", 1, 1), WAIT_S)
     assert message is not None
     (dev_id,) = groups_of(message)["ftdi/serial/ft232r"]
@@ -275,8 +275,8 @@ def test_reserve_errors_name_the_device(world: World) -> None:
 def test_stats_stream_reports_every_device_with_timestamp(world: World) -> None:
     """Each interval brings one message; every device has a timestamp, stats and a summary."""
     stream, _ = world.open_fingerprint()
-    world.testbed.plug(fakeusb.make_ftdi())
-    world.testbed.plug(fakeusb.make_pixel7())
+    world.testbed.plug(usb_devices.make_ftdi())
+    world.testbed.plug(usb_devices.make_pixel7())
     assert stream.wait_for(lambda m: len(m.device_group) == 2, WAIT_S) is not None
     call = world.plugin.stats(0.2)
     try:
@@ -304,7 +304,7 @@ def test_stats_stream_reports_every_device_with_timestamp(world: World) -> None:
 def test_rules_file_edit_takes_effect_without_restart(world: World) -> None:
     """Editing the rules file regroups devices; a broken edit keeps the last good rules."""
     stream, _ = world.open_fingerprint()
-    world.testbed.plug(fakeusb.make_ftdi())
+    world.testbed.plug(usb_devices.make_ftdi())
     assert stream.wait_for(has_group("ftdi/serial/ft232r", 1, 1), WAIT_S) is not None
     world.rules_file.write_text(RULES.replace("name: ft232r", "name: renamed-adapter"))
     assert stream.wait_for(has_group("ftdi/serial/renamed-adapter", 1, 1), WAIT_S) is not None
@@ -312,7 +312,7 @@ def test_rules_file_edit_takes_effect_without_restart(world: World) -> None:
     entry = world.plugin.wait_for_entry(lambda e: "rules" in e.get("@message", "") and e["@level"] == "error", WAIT_S)
     assert entry is not None and "line" not in entry["@message"]
     assert "rules.yaml:2" in str(entry.get("errors"))
-    world.testbed.plug(fakeusb.make_pixel7())
+    world.testbed.plug(usb_devices.make_pixel7())
     latest = stream.wait_for(has_group("google/phone/pixel-7", 1, 1), WAIT_S)
     assert latest is not None and has_group("ftdi/serial/renamed-adapter", 1, 1)(latest)
 

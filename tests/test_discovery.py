@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from discovery import fakeusb
+from discovery.fake import usb_devices
 from discovery.rules.loader import load_rules
 from discovery.rules.ruleset import RuleSet
 from discovery.snapshot import Snapshot
-from discovery.testbed import Testbed
+from discovery.fake.testbed import Testbed
 from discovery.sources.udev import UdevSource
 from discovery.watcher import Discovery
 
@@ -80,8 +80,8 @@ def discovery(testbed: Testbed, rules_file: Path) -> Iterator[Discovery]:
 
 def test_discovery_enumerates_at_start(testbed: Testbed, rules_file: Path) -> None:
     """Devices present before start are in the first snapshot, grouped by their rule."""
-    testbed.plug(fakeusb.make_ftdi())
-    testbed.plug(fakeusb.make_arduino_uno())
+    testbed.plug(usb_devices.make_ftdi())
+    testbed.plug(usb_devices.make_arduino_uno())
     d = start_discovery(rules_file)
     try:
         groups = {"/".join(g.key): g.device_ids for g in d.current().groups}
@@ -95,8 +95,8 @@ def test_discovery_enumerates_at_start(testbed: Testbed, rules_file: Path) -> No
 
 def test_discovery_ids_stable_across_restart(testbed: Testbed, rules_file: Path) -> None:
     """Two serial-less identical boards get port IDs, the same after a restart of discovery."""
-    testbed.plug(fakeusb.make_ch340(port="1-7", devnum=13, tty=3))
-    testbed.plug(fakeusb.make_ch340(port="1-8", devnum=14, tty=4))
+    testbed.plug(usb_devices.make_ch340(port="1-7", devnum=13, tty=3))
+    testbed.plug(usb_devices.make_ch340(port="1-8", devnum=14, tty=4))
     first = start_discovery(rules_file)
     ids_before = set(first.current().devices)
     first.stop()
@@ -111,10 +111,10 @@ def test_discovery_ids_stable_across_restart(testbed: Testbed, rules_file: Path)
 def test_discovery_hub_burst_coalesces_without_losing_devices(discovery: Discovery, testbed: Testbed) -> None:
     """A hub with 20 boards behind it arrives as one or a few snapshots, with every board in it."""
     start_version = discovery.current().version
-    hub = fakeusb.make_hub(port="1-9", devnum=30)
+    hub = usb_devices.make_hub(port="1-9", devnum=30)
     testbed.plug(hub)
     for n in range(20):
-        testbed.plug(fakeusb.make_ftdi(port=f"1-9.{n + 1}", devnum=31 + n, tty=10 + n, serial=f"FT{n:06d}"))
+        testbed.plug(usb_devices.make_ftdi(port=f"1-9.{n + 1}", devnum=31 + n, tty=10 + n, serial=f"FT{n:06d}"))
     snapshot = wait_until(discovery, lambda s: len(healthy_ids(s)) == 20)
     assert snapshot.version - start_version <= 3
     assert all(s.group == ("ftdi", "serial", "ft232r") for s in snapshot.devices.values())
@@ -124,7 +124,7 @@ def test_discovery_unplug_then_grace_expiry(testbed: Testbed, rules_file: Path) 
     """An unplugged device stays listed as unhealthy ("unplugged") for the grace period, then is dropped."""
     d = start_discovery(rules_file, debounce=0.02, unplugged_grace=0.5)
     try:
-        handle = testbed.plug(fakeusb.make_ftdi())
+        handle = testbed.plug(usb_devices.make_ftdi())
         wait_until(d, lambda s: len(healthy_ids(s)) == 1)
         testbed.unplug(handle)
         gone = wait_until(d, lambda s: any(not st.present for st in s.devices.values()))
@@ -137,11 +137,11 @@ def test_discovery_unplug_then_grace_expiry(testbed: Testbed, rules_file: Path) 
 
 def test_discovery_replug_counts_and_returns_healthy(discovery: Discovery, testbed: Testbed) -> None:
     """Replugging (new devnum) returns the same ID to healthy and counts the replug."""
-    handle = testbed.plug(fakeusb.make_ftdi())
+    handle = testbed.plug(usb_devices.make_ftdi())
     wait_until(discovery, lambda s: len(healthy_ids(s)) == 1)
     testbed.unplug(handle)
     wait_until(discovery, lambda s: not healthy_ids(s))
-    testbed.plug(fakeusb.make_ftdi(devnum=77))
+    testbed.plug(usb_devices.make_ftdi(devnum=77))
     snapshot = wait_until(discovery, lambda s: len(healthy_ids(s)) == 1)
     (state,) = snapshot.devices.values()
     assert state.id == "usb-0403-6001-A50285BI"
@@ -150,7 +150,7 @@ def test_discovery_replug_counts_and_returns_healthy(discovery: Discovery, testb
 
 def test_discovery_child_node_arriving_late_is_picked_up(discovery: Discovery, testbed: Testbed) -> None:
     """A tty that appears after its device (driver bound later) shows up in the device's children."""
-    handle = testbed.plug(fakeusb.make_ftdi())
+    handle = testbed.plug(usb_devices.make_ftdi())
     wait_until(discovery, lambda s: len(healthy_ids(s)) == 1)
     testbed.unbind(handle, 0)
     wait_until(discovery, lambda s: all(not st.device.children for st in s.devices.values()))
@@ -164,7 +164,7 @@ def test_discovery_hot_reload_and_broken_file_keeps_last_good(
     discovery: Discovery, testbed: Testbed, rules_file: Path
 ) -> None:
     """An edit regroups devices; a broken edit is reported with its line and changes nothing."""
-    testbed.plug(fakeusb.make_ftdi())
+    testbed.plug(usb_devices.make_ftdi())
     wait_until(discovery, lambda s: len(s.devices) == 1)
     rules_file.write_text(RULES.replace("name: ft232r", "name: renamed"))
     wait_until(discovery, lambda s: any(g.name == "renamed" for g in s.groups))
@@ -173,7 +173,7 @@ def test_discovery_hot_reload_and_broken_file_keeps_last_good(
     assert "rules.yaml:15:" in broken.rules_error and "vendor_id" in broken.rules_error
     assert [g.name for g in broken.groups] == ["renamed"]
     # An event while the bad file is in force is not lost.
-    testbed.plug(fakeusb.make_arduino_uno())
+    testbed.plug(usb_devices.make_arduino_uno())
     wait_until(discovery, lambda s: len(s.devices) == 2 and s.rules_error is not None)
     rules_file.write_text(RULES)
     fixed = wait_until(discovery, lambda s: s.rules_error is None)
@@ -182,7 +182,7 @@ def test_discovery_hot_reload_and_broken_file_keeps_last_good(
 
 def test_discovery_rules_replaced_by_rename(discovery: Discovery, testbed: Testbed, rules_file: Path) -> None:
     """Editors that write a new file and rename it over the old one are noticed too."""
-    testbed.plug(fakeusb.make_ftdi())
+    testbed.plug(usb_devices.make_ftdi())
     wait_until(discovery, lambda s: len(s.devices) == 1)
     tmp = rules_file.with_suffix(".tmp")
     tmp.write_text(RULES.replace("name: ft232r", "name: via-rename"))
@@ -216,7 +216,7 @@ def test_discovery_health_check_real_subprocess(testbed: Testbed, tmp_path: Path
     )
     d = start_discovery(rules, debounce=0.02)
     try:
-        testbed.plug(fakeusb.make_ftdi())
+        testbed.plug(usb_devices.make_ftdi())
         ok = wait_until(d, lambda s: any(st.health is not None for st in s.devices.values()))
         (state,) = ok.devices.values()
         assert state.healthy and state.health is not None and state.health.ok
@@ -254,7 +254,7 @@ def test_discovery_change_event_regroups_by_property(testbed: Testbed, tmp_path:
     )
     d = start_discovery(rules, debounce=0.02)
     try:
-        handle = testbed.plug(fakeusb.make_ftdi())
+        handle = testbed.plug(usb_devices.make_ftdi())
         wait_until(d, lambda s: [g.name for g in s.groups] == ["ft232r"])
         testbed.change(handle, {"LAB_ROLE": "flasher"})
         moved = wait_until(d, lambda s: [g.name for g in s.groups] == ["flasher"])
@@ -272,7 +272,7 @@ def test_discovery_checks_health_of_devices_present_at_start(testbed: Testbed, t
         "    group: {vendor: ftdi, type: serial, name: ft232r}\n"
         f"    health: {{command: [{sys.executable!r}, '-c', 'raise SystemExit(2)'], interval: 1s, timeout: 1s}}\n"
     )
-    testbed.plug(fakeusb.make_ftdi())
+    testbed.plug(usb_devices.make_ftdi())
     d = start_discovery(rules, debounce=0.02)
     try:
         snapshot = wait_until(d, lambda s: any(not st.healthy for st in s.devices.values()))
@@ -287,7 +287,7 @@ def test_discovery_dropping_a_health_check_forgets_its_verdict(testbed: Testbed,
     rules = tmp_path / "rules.yaml"
     base = "rules:\n  - match: {vendor_id: '0403'}\n    group: {vendor: ftdi, type: serial, name: ft232r}\n"
     rules.write_text(base + f"    health: {{command: [{sys.executable!r}, '-c', 'raise SystemExit(1)']}}\n")
-    testbed.plug(fakeusb.make_ftdi())
+    testbed.plug(usb_devices.make_ftdi())
     d = start_discovery(rules, debounce=0.02)
     try:
         wait_until(d, lambda s: any(not st.healthy for st in s.devices.values()))
@@ -299,8 +299,8 @@ def test_discovery_dropping_a_health_check_forgets_its_verdict(testbed: Testbed,
 
 def test_udev_source_skips_device_with_non_utf8_properties(testbed: Testbed) -> None:
     """A device whose udev data is not UTF-8 is left out; every other device is still found."""
-    handle = testbed.plug(fakeusb.make_ftdi())
-    testbed.plug(fakeusb.make_pixel7())
+    handle = testbed.plug(usb_devices.make_ftdi())
+    testbed.plug(usb_devices.make_pixel7())
     uevent = Path(str(testbed.root) + handle.sys_path) / "uevent"
     uevent.write_bytes(uevent.read_bytes() + b"ID_WEIRD=caf\xe9\n")
     source = UdevSource()
@@ -318,7 +318,7 @@ def test_discovery_follows_edits_through_a_symlinked_rules_file(testbed: Testbed
     link.symlink_to(target)
     d = start_discovery(link, debounce=0.02)
     try:
-        testbed.plug(fakeusb.make_ftdi())
+        testbed.plug(usb_devices.make_ftdi())
         wait_until(d, lambda s: [g.name for g in s.groups] == ["ft232r"])
         target.write_text(RULES.replace("name: ft232r", "name: via-link"))
         wait_until(d, lambda s: [g.name for g in s.groups] == ["via-link"])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 
-from discovery.testbed import Testbed
+from discovery.fake.testbed import Testbed
 from plugin.config import encode_config
 from plugin.host import PLUGIN_ARGV, Handshake, plugin_env
 from proto import base_pb2, base_pb2_grpc, device_pb2, device_pb2_grpc, grpc_controller_pb2, grpc_controller_pb2_grpc

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from pytest_mock import MockerFixture
 
-from discovery import fakeusb
+from discovery.fake import usb_devices
 from discovery.reservation import DeviceUnavailableError, plan_reservation
-from discovery.testbed import Testbed
+from discovery.fake.testbed import Testbed
 from discovery.sources.usbfs import UsbResetError
 from plugin.config import config_from_mapping
 from plugin.runtime import Runtime
@@ -35,14 +35,14 @@ def runtime(testbed: Testbed, tmp_path: Path) -> Runtime:
 
 def test_reset_then_plan_from_the_device_after_it(runtime: Runtime, testbed: Testbed, mocker: MockerFixture) -> None:
     """The USB reset (pyusb, mocked at its edge) rebinds the driver; the plan still holds the new tty."""
-    handles = [testbed.plug(fakeusb.make_arduino_uno())]
+    handles = [testbed.plug(usb_devices.make_arduino_uno())]
     discovery = runtime.discovery()
     (dev_id,) = discovery.current().devices
 
     def fake_reset(busnum: int, devnum: int) -> None:
         # A reset that re-enumerates: the board leaves and comes back, its tty renumbered.
         testbed.unplug(handles.pop())
-        handles.append(testbed.plug(fakeusb.make_arduino_uno(tty=1)))
+        handles.append(testbed.plug(usb_devices.make_arduino_uno(tty=1)))
 
     reset = mocker.patch("discovery.sources.usbfs.reset_device", side_effect=fake_reset)
     snapshot = runtime.snapshot_for_reservation([dev_id])
@@ -53,7 +53,7 @@ def test_reset_then_plan_from_the_device_after_it(runtime: Runtime, testbed: Tes
 
 def test_reset_failure_refuses_the_reservation(runtime: Runtime, testbed: Testbed, mocker: MockerFixture) -> None:
     """A device that cannot be reset is not handed over: FAILED_PRECONDITION naming it."""
-    testbed.plug(fakeusb.make_arduino_uno())
+    testbed.plug(usb_devices.make_arduino_uno())
     (dev_id,) = runtime.discovery().current().devices
     mocker.patch("discovery.sources.usbfs.reset_device", side_effect=UsbResetError("no permission"))
     with pytest.raises(DeviceUnavailableError, match=f"{dev_id} could not be reset: no permission"):

@@ -16,14 +16,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from discovery.recording import (
+from discovery.fake.recording import (
     RecordingError,
     escape_attribute,
     format_recording,
     parse_recording,
     unescape_attribute,
 )
-from discovery.testbed import (
+from discovery.fake.testbed import (
     FAKE_MINOR_OFFSET,
     FIXTURES_DIR,
     Testbed,

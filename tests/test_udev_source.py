@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from discovery.model import UsbDevice
-from discovery.recording import format_recording, parse_recording
-from discovery.testbed import Testbed, load_fixture, load_recording, make_fleet, make_ftdi
+from discovery.fake.recording import format_recording, parse_recording
+from discovery.fake.testbed import Testbed, load_fixture, load_recording, make_fleet, make_ftdi
 from discovery.sources.udev import UdevEvent, UdevSource, udev_available, usb_device_path_of
 
 PCI = "/sys/devices/pci0000:00/0000:00:14.0/usb1"
@@ -203,7 +203,7 @@ def test_udev_source_replug_gets_new_devnum_same_port(testbed: Testbed, udev_sou
 
 def test_udev_source_replug_of_a_fixture_with_renumber(testbed: Testbed, udev_source: UdevSource) -> None:
     """A recorded device plugged again under a new devnum is read with that devnum."""
-    from discovery.testbed import renumber
+    from discovery.fake.testbed import renumber
 
     records = load_fixture("arduino-uno")
     testbed.unplug(testbed.plug(records))
@@ -392,7 +392,7 @@ def test_udev_source_is_named_for_the_snapshot() -> None:
 
 def test_udev_source_lists_root_hubs_like_any_usb_device(testbed: Testbed) -> None:
     """A root hub (usbN, 1d6b:0002) is a usb_device too; devices below it are not its children."""
-    from discovery.testbed import make_root_hub
+    from discovery.fake.testbed import make_root_hub
 
     testbed.plug(make_root_hub(1))
     testbed.plug(make_ftdi())

@@ -4,7 +4,7 @@ A :class:`FakeUsbDevice` says what a device *is* (ids, strings, port, interfaces
 children). :meth:`FakeUsbDevice.records` turns it into the :class:`DeviceRecord` list a real
 kernel plus udev would show (attributes formatted like the kernel's, ID_* properties like udev's
 usb_id and path_id builtins, /dev/serial/by-id links like 60-serial.rules), parents first.
-``discovery.testbed`` writes those records; nothing here touches the file system.
+``discovery.fake.testbed`` writes those records; nothing here touches the file system.
 
 The ``make_*`` factories return realistic devices; every field can be overridden.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Mapping
 
-from discovery.recording import DeviceRecord
+from discovery.fake.recording import DeviceRecord
 
 EMPTY: Mapping[str, str] = MappingProxyType({})
 

@@ -8,9 +8,9 @@ This module writes that tree and sends uevents to those sockets, the way a kerne
 would: parents first on add, children first on remove.
 
 Why not umockdev's own testbed API: Debian 12's version aborts the process when a monitor has 10
-unread events, sends no ``remove`` event and cannot re-add a device (see docs in
-/work/shared/testing-udev.md). Here a send that would block is queued and finished by a
-background thread instead, so bursts and single-threaded tests both work and nothing is dropped.
+unread events, sends no ``remove`` event and cannot re-add a device (docs/testing.md has the
+details). Here a send that would block is queued and finished by a background thread instead, so
+bursts and single-threaded tests both work and nothing is dropped.
 
 Typical use::
 
@@ -39,7 +39,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from discovery.fakeusb import (  # re-exported: one import for tests and benchmarks
+from discovery.fake.usb_devices import (  # re-exported: one import for tests and benchmarks
     FAKE_MINOR_OFFSET,
     FakeChild,
     FakeInterface,
@@ -61,7 +61,7 @@ from discovery.fakeusb import (  # re-exported: one import for tests and benchma
     net_interface,
     usb_serial_tty,
 )
-from discovery.recording import DeviceRecord, format_recording, parse_recording
+from discovery.fake.recording import DeviceRecord, format_recording, parse_recording
 
 __all__ = [
     "FAKE_MINOR_OFFSET", "FIXTURES_DIR", "PRELOAD_SONAME", "DeviceRecord", "FakeChild", "FakeInterface",
@@ -75,7 +75,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PRELOAD_SONAME = "libumockdev-preload.so.0"
-FIXTURES_DIR = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES_DIR = Path(__file__).resolve().parents[2] / "fixtures"
 
 # Subsystems that live under /sys/bus (the rest are classes under /sys/class). libudev finds a
 # device by subsystem in either place, so this only decides where the link goes.

@@ -15,7 +15,7 @@ paragraph describes one device; each line is a one-letter tag, a colon, a space 
 =====  ======================================================================================
 
 Paragraphs are separated by blank lines. This module only converts between that text and
-:class:`DeviceRecord`; writing records into a fake sysfs is ``discovery.testbed``'s job.
+:class:`DeviceRecord`; writing records into a fake sysfs is ``discovery.fake.testbed``'s job.
 """
 
 from __future__ import annotations
