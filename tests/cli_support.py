@@ -21,7 +21,7 @@ import pytest
 
 from discovery.fake.testbed import Testbed, list_fixtures, load_fixture
 from discovery.sources.usbfs import UsbfsUnavailableError
-from plugin import cli
+from plugin.cli.main import main as cli_main
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
@@ -51,7 +51,7 @@ def run_cli(*args: str, columns: int | None = 100, environ: Mapping[str, str] | 
     env = dict(environ or {})
     if columns is not None:
         env.setdefault("COLUMNS", str(columns))
-    code = cli.main(list(args), stdout=out, stderr=err, environ=env, open_source=open_source)
+    code = cli_main(list(args), stdout=out, stderr=err, environ=env, open_source=open_source)
     return Run(code, out.getvalue(), err.getvalue())
 
 

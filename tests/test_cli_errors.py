@@ -11,7 +11,7 @@ import pytest
 from cli_support import ROOT, RULES, NoUsbSource, run_cli, world  # noqa: F401  (world is a fixture)
 
 from discovery.fake.testbed import Testbed
-from plugin import cli_context
+from plugin.cli import context as cli_context
 
 
 class BrokenSource(NoUsbSource):
@@ -183,9 +183,9 @@ def test_cli_loads_no_grpc(world: Testbed) -> None:
     """Running list, explain and validate never imports grpc or the plugin's server modules."""
     code = (
         "import sys\n"
-        "from plugin import cli\n"
+        "from plugin.cli.main import main\n"
         f"for args in (['list', '--rules', {RULES!r}], ['explain', '0403:6001'], ['validate', {RULES!r}]):\n"
-        "    cli.main(args)\n"
+        "    main(args)\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('grpc', 'grpc_health')\n"
         "             or m in ('plugin.server', 'plugin.services', 'proto'))\n"
         "print('LOADED', bad)\n"
@@ -197,10 +197,10 @@ def test_cli_loads_no_grpc(world: Testbed) -> None:
 
 
 def test_cli_modules_import_nothing_forbidden() -> None:
-    """No plugin/cli*.py module imports grpc, the servicers or the server (checked on the source)."""
+    """No plugin/cli/ module imports grpc, the servicers or the server (checked on the source)."""
     from test_architecture import imported_modules, top_level
 
-    for path in sorted((ROOT / "plugin").glob("cli*.py")):
+    for path in sorted((ROOT / "plugin" / "cli").glob("*.py")):
         names = imported_modules(path)
         assert not top_level(names) & {"grpc", "grpc_health", "proto"}, path.name
         assert not names & {"plugin.services", "plugin.server", "plugin.host"}, path.name

@@ -15,7 +15,7 @@ import pytest
 from cli_support import ROOT, RULES, run_cli, world  # noqa: F401  (world is a fixture)
 
 from discovery.fake.testbed import Testbed
-from plugin.cli_table import Column, Style, color_wanted, cut, layout, output_width, render_table
+from plugin.cli.table import Column, Style, color_wanted, cut, layout, output_width, render_table
 
 COLS = [
     Column("A", min_width=4),

@@ -18,8 +18,8 @@ from discovery.inventory import Entry
 from discovery.model import UsbDevice
 from discovery.rules.errors import RulesError
 from discovery.rules.loader import parse_rules
-from plugin.cli_context import EXIT_OK, PROG, CliError, Context, quote_arg
-from plugin.cli_view import result_of, rule_ref
+from plugin.cli.context import EXIT_OK, PROG, CliError, Context, quote_arg
+from plugin.cli.view import result_of, rule_ref
 
 HUB_CLASS = 0x09
 ADB = (0xFF, 0x42, 0x01)  # the adb interface: vendor class, subclass 0x42, protocol 1

@@ -33,8 +33,8 @@ from discovery.rules.ruleset import RuleSet
 from discovery.snapshot import Snapshot
 from discovery.table import DeviceTable
 from discovery.sources.udev import UdevEvent, UdevSource, udev_available, usb_device_path_of
-from plugin.cli_context import EXIT_ENVIRONMENT, EXIT_OK, CliError, Context, rules_error_line
-from plugin.cli_view import MATCHED, Result, result_json, result_of
+from plugin.cli.context import EXIT_ENVIRONMENT, EXIT_OK, CliError, Context, rules_error_line
+from plugin.cli.view import MATCHED, Result, result_json, result_of
 
 SHOWN_INTERFACE_ACTIONS = frozenset({"bind", "unbind"})
 PRESENT, REMOVED, VANISHED = "present", "removed", "vanished"  # the device after the event

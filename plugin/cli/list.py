@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from plugin.cli_context import EXIT_OK, Context
-from plugin.cli_table import Cell, Column, render_table
-from plugin.cli_view import IGNORED, MATCHED, child_nodes, device_json, natural_key, result_of, rule_ref, short_node
+from plugin.cli.context import EXIT_OK, Context
+from plugin.cli.table import Cell, Column, render_table
+from plugin.cli.view import IGNORED, MATCHED, child_nodes, device_json, natural_key, result_of, rule_ref, short_node
 
 # What a rule writer needs most stays longest: ID, VID:PID, group and health never drop; serial and
 # manufacturer give way first. Shrinking cuts a cell's end (IDs last: people copy them).

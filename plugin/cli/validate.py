@@ -13,7 +13,7 @@ import argparse
 from discovery.rules.errors import RuleIssue, RulesError
 from discovery.rules.loader import load_rules
 from discovery.rules.ruleset import RuleSet
-from plugin.cli_context import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, CliError, Context
+from plugin.cli.context import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, CliError, Context
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:

@@ -14,9 +14,9 @@ from discovery.reservation import Reservation, ReservationError, plan_reservatio
 from discovery.rules.explain import RuleVerdict
 from discovery.rules.matching import Match
 from discovery.rules.model import AttrValue
-from plugin.cli_context import EXIT_OK, Context
-from plugin.cli_table import Style
-from plugin.cli_view import MATCHED, Result, device_json, result_of, rule_json, rule_ref
+from plugin.cli.context import EXIT_OK, Context
+from plugin.cli.table import Style
+from plugin.cli.view import MATCHED, Result, device_json, result_of, rule_json, rule_ref
 
 _INDENT = "  "
 

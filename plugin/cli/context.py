@@ -1,7 +1,7 @@
 """What every CLI subcommand shares: streams and styling, exit codes, one-line errors, rules and devices.
 
 Subcommands raise :class:`CliError` for anything a person did wrong or the machine lacks; the top of
-``plugin.cli`` turns it into ``nomad-device-usb: error: ...`` and its exit code. Rules are read with
+``plugin.cli.main`` turns it into ``nomad-device-usb: error: ...`` and its exit code. Rules are read with
 ``discovery.rules.load_rules`` and devices named and matched through ``discovery.inventory``: the
 CLI holds no second copy of that logic.
 """
@@ -17,7 +17,7 @@ from discovery.rules.errors import RulesError
 from discovery.inventory import DeviceAccessError, Entry, Inventory, enumerate_devices, find_devices, take_inventory
 from discovery.rules.loader import load_rules
 from discovery.rules.ruleset import RuleSet
-from plugin.cli_table import Style
+from plugin.cli.table import Style
 
 if TYPE_CHECKING:
     from discovery.sources.base import DeviceSource

@@ -5,7 +5,7 @@ the reservation planner are the plugin's own, so the CLI shows exactly what Noma
 never imports grpc or the plugin's servers (tests check this), which keeps it fast to start.
 
 Errors end as one line on stderr, ``nomad-device-usb: error: ...``, with the exit codes in
-:mod:`plugin.cli_context`; a traceback appears only with the hidden ``--debug`` flag.
+:mod:`plugin.cli.context`; a traceback appears only with the hidden ``--debug`` flag.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from plugin import cli_explain, cli_list, cli_suggest, cli_validate, cli_watch
-from plugin.cli_context import (
+from plugin.cli import explain, suggest, validate, watch
+from plugin.cli import list as list_command  # as "list" it would hide the builtin here
+from plugin.cli.context import (
     EXIT_CODES_HELP,
     EXIT_ENVIRONMENT,
     EXIT_FAILED,
@@ -30,7 +31,7 @@ from plugin.cli_context import (
     CliError,
     Context,
 )
-from plugin.cli_table import Style, color_wanted, ellipsis_for, output_width
+from plugin.cli.table import Style, color_wanted, ellipsis_for, output_width
 
 if TYPE_CHECKING:
     from discovery.sources.base import DeviceSource
@@ -121,31 +122,31 @@ def build_parser() -> argparse.ArgumentParser:
     def json_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    p = sub("list", "list every attached USB device with its ID, nodes and the rule that takes it", cli_list.run)
+    p = sub("list", "list every attached USB device with its ID, nodes and the rule that takes it", list_command.run)
     rules_option(p)
     json_option(p)
     p.add_argument("--wide", action="store_true", help="never cut cells to fit the terminal")
 
     p = sub("explain", "show how each rule judges one device, condition by condition, and its reservation",
-            cli_explain.run)
+            explain.run)
     p.add_argument("device", metavar="DEVICE", help="ID, VID:PID, sysfs path, /dev node or port")
     rules_option(p)
     json_option(p)
 
-    p = sub("validate", "check a rules file: errors with line and column, then warnings", cli_validate.run)
+    p = sub("validate", "check a rules file: errors with line and column, then warnings", validate.run)
     p.add_argument("file", metavar="FILE", help="the rules file to check")
     p.add_argument("--no-devices", action="store_true",
                    help="do not look at attached devices (only warnings visible from the file itself)")
     p.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     json_option(p)
 
-    p = sub("suggest", "print a starter rule for an attached device, ready to paste", cli_suggest.run)
+    p = sub("suggest", "print a starter rule for an attached device, ready to paste", suggest.run)
     p.add_argument("device", metavar="DEVICE", help="ID, VID:PID, sysfs path, /dev node or port")
     rules_option(p)
     p.add_argument("--standalone", action="store_true", help="a whole rules file (with 'rules:'), not just the item")
     json_option(p)
 
-    p = sub("watch", "print hotplug events with their match result, until Ctrl-C", cli_watch.run)
+    p = sub("watch", "print hotplug events with their match result, until Ctrl-C", watch.run)
     rules_option(p)
     json_option(p)
 
