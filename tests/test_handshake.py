@@ -13,6 +13,7 @@ from plugin.handshake import (
     MAGIC_COOKIE_KEY,
     MAGIC_COOKIE_VALUE,
     MAX_SOCKET_PATH_BYTES,
+    Handshake,
     HandshakeError,
     check_cookie,
     handshake_line,
@@ -21,6 +22,14 @@ from plugin.handshake import (
     socket_base_dir,
     socket_path_bytes,
 )
+
+
+def test_magic_cookie_is_nomads() -> None:
+    """The cookie is Nomad's device-plugin value, written out here: a typo in the module fails this test."""
+    assert (MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE) == (
+        "NOMAD_PLUGIN_MAGIC_COOKIE",
+        "e4327c2e01eabfd75a8a67adb114fb34a757d57eee7728d857a8cec6e91a7255",
+    )
 
 
 @pytest.mark.parametrize(
@@ -99,6 +108,15 @@ def test_make_socket_dir_reports_missing_base(tmp_path: Path) -> None:
 def test_handshake_line_format() -> None:
     """The line is core 1, app 2, unix, the path, grpc, and a newline."""
     assert handshake_line(Path("/run/x/plugin.sock")) == "1|2|unix|/run/x/plugin.sock|grpc\n"
+
+
+def test_handshake_line_parses_back() -> None:
+    """What the server writes, the host's parser reads back field by field."""
+    line = handshake_line(Path("/run/x/plugin.sock"))
+    parsed = Handshake.parse(line)
+    assert (parsed.core_version, parsed.app_version, parsed.network, parsed.address, parsed.protocol) == (
+        1, 2, "unix", "/run/x/plugin.sock", "grpc"
+    )
 
 
 def test_make_socket_dir_refuses_when_fallback_too_long(

@@ -13,7 +13,8 @@ import grpc
 
 from discovery.fake.testbed import Testbed
 from plugin.config import encode_config
-from plugin.host import PLUGIN_ARGV, Handshake, plugin_env
+from plugin.handshake import Handshake
+from plugin.host import PLUGIN_ARGV, plugin_env
 from proto import base_pb2, base_pb2_grpc, device_pb2, device_pb2_grpc, grpc_controller_pb2, grpc_controller_pb2_grpc
 
 # A stand-in agent: starts the plugin, passes on its handshake line and PID, exits when told to.

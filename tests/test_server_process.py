@@ -19,15 +19,10 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import empty_pb2
-from plugin.host import (
-    EXIT_DEADLINE_S,
-    MAGIC_COOKIE_KEY,
-    Handshake,
-    HandshakeError,
-    PluginProcess,
-    check_hclog_entry,
-)
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from plugin.handshake import MAGIC_COOKIE_KEY, Handshake, HandshakeError
+from plugin.host import EXIT_DEADLINE_S, PluginProcess, check_hclog_entry
 
 from proto import (
     grpc_broker_pb2,
