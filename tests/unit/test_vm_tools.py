@@ -213,5 +213,5 @@ def test_report_lists_steps_in_time_order() -> None:
 
 def test_guest_rules_file_loads() -> None:
     """The rules file the VM tier installs in the guest passes the plugin's own loader, one rule per kind."""
-    rules = load_rules(Path(__file__).parent / "rules.yaml")
+    rules = load_rules(Path(__file__).resolve().parents[1] / "vm" / "rules.yaml")
     assert len(list(rules)) == 5

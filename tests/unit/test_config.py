@@ -23,7 +23,7 @@ from plugin.host import PluginProcess, RpcError
 from rules_factories import cp210x as cp210x_device
 from rules_factories import pixel_7
 
-NOMAD = Path(__file__).resolve().parent.parent / "fixtures" / "nomad"
+NOMAD = Path(__file__).resolve().parents[2] / "fixtures" / "nomad"
 
 
 def nomad_bytes(name: str) -> bytes:

@@ -26,7 +26,7 @@ from discovery.rules.matching import HealthCheck, Mount
 from discovery.rules.model import AttrValue
 from discovery.rules.ruleset import RuleSet
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "rules.yaml"
 DOCS = ROOT / "docs" / "rules.md"
 

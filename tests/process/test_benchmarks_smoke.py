@@ -19,7 +19,7 @@ from benchmarks.sections import BY_NAME
 
 pytestmark = pytest.mark.process
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RUN_DEADLINE_S = 300.0
 
 

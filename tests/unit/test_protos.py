@@ -20,7 +20,7 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from proto import device_pb2
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 import gen_protos  # noqa: E402  (a script, not a package)
 
