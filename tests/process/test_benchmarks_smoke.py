@@ -17,7 +17,6 @@ import pytest
 
 from benchmarks.sections import BY_NAME
 
-pytestmark = pytest.mark.process
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_DEADLINE_S = 300.0

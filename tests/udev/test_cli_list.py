@@ -92,3 +92,9 @@ def test_list_marks_unhealthy_devices(testbed: Testbed) -> None:
     run = run_cli("list", "--rules", str(ROOT / RULES), "--json")
     ftdi = json.loads(run.out)["devices"][0]["match"]
     assert (ftdi["healthy"], ftdi["reason"]) == (False, "no driver bound")
+
+
+def test_color_always_paints_the_table(world: Testbed) -> None:
+    """--color=always puts escape codes in the table (bold headers, dim/yellow results)."""
+    out = run_cli("--color=always", "list", "--rules", RULES).out
+    assert "\x1b[1mID\x1b[0m" in out and "\x1b[2mignored\x1b[0m" in out and "\x1b[33mno rule\x1b[0m" in out

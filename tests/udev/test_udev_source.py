@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import pytest
 from discovery.model import UsbDevice
 from discovery.fake.recording import format_recording, parse_recording
 from discovery.fake.testbed import Testbed, load_fixture, load_recording, make_fleet, make_ftdi
-from discovery.sources.udev import UdevEvent, UdevSource, udev_available, usb_device_path_of
+from discovery.sources.udev import UdevEvent, UdevSource
 
 PCI = "/sys/devices/pci0000:00/0000:00:14.0/usb1"
 
@@ -244,15 +243,6 @@ def test_udev_source_closed_monitor_does_not_block_the_testbed(testbed: Testbed)
     testbed.flush(timeout=5)
 
 
-def test_udev_source_fileno_and_drain_need_start() -> None:
-    """Using the monitor before start() is a programming error, reported as such."""
-    source = UdevSource()
-    with pytest.raises(RuntimeError, match="start"):
-        source.fileno()
-    with pytest.raises(RuntimeError, match="start"):
-        source.drain()
-
-
 # A recording as umockdev-record writes it for a board behind a hub, parents included (the pci
 # controller and the hub), device before parents.
 HUB_RECORDING = """P: /devices/pci0000:00/0000:00:14.0/usb3/3-2/3-2.4/3-2.4:1.0/tty/ttyACM0
@@ -353,41 +343,6 @@ def test_recording_round_trips_through_load_and_format(tmp_path: Path) -> None:
     again = parse_recording(format_recording(loaded))
     assert again == loaded
     assert sorted(r.devpath for r in again) == sorted(r.devpath for r in parse_recording(HUB_RECORDING))
-
-
-@pytest.mark.parametrize(("sys_path", "expected"), [
-    (f"{PCI}/1-2", f"{PCI}/1-2"),
-    (f"{PCI}/1-2/1-2:1.0", f"{PCI}/1-2"),
-    (f"{PCI}/1-5/1-5.2/1-5.2:1.2/tty/ttyACM1", f"{PCI}/1-5/1-5.2"),
-    (f"{PCI}/1-6/1-6:1.1/0003:1050:0407.0002/hidraw/hidraw1", f"{PCI}/1-6"),
-    ("/sys/devices/pci0000:00/0000:00:14.0/usb1", "/sys/devices/pci0000:00/0000:00:14.0/usb1"),
-    ("/sys/devices/virtual/tty/tty0", None),
-])
-def test_usb_device_path_of_finds_the_owning_device(sys_path: str, expected: str | None) -> None:
-    """The usb_device of any path below it is found from the path alone (works for removes)."""
-    assert usb_device_path_of(sys_path) == expected
-
-
-def test_udev_available_in_a_umockdev_world(monkeypatch: pytest.MonkeyPatch) -> None:
-    """UMOCKDEV_DIR counts as udev present; without it and without /run/udev there is none."""
-    monkeypatch.setenv("UMOCKDEV_DIR", "/nonexistent")
-    assert udev_available()
-    monkeypatch.delenv("UMOCKDEV_DIR")
-    monkeypatch.setattr(os.path, "isdir", lambda path: path != "/run/udev")
-    assert not udev_available()
-
-
-def test_device_attributes_cover_every_attribute_rules_accept() -> None:
-    """Every sysfs attribute name rules/templates accept is one the adapter reads."""
-    from discovery.rules.warnings import SYSFS_ATTRIBUTES
-    from discovery.sources.udev import DEVICE_ATTRIBUTES
-
-    assert SYSFS_ATTRIBUTES <= set(DEVICE_ATTRIBUTES)
-
-
-def test_udev_source_is_named_for_the_snapshot() -> None:
-    """The watcher labels snapshots with the source's name."""
-    assert UdevSource.name == "udev"
 
 
 def test_udev_source_lists_root_hubs_like_any_usb_device(testbed: Testbed) -> None:

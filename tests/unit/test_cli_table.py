@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import fcntl
 import io
-import os
-import pty
-import struct
-import subprocess
-import sys
-import termios
 
 import pytest
-from cli_support import ROOT, RULES, run_cli, world  # noqa: F401  (world is a fixture)
 
-from discovery.fake.testbed import Testbed
 from plugin.cli.table import Column, Style, color_wanted, cut, layout, output_width, render_table
 
 COLS = [
@@ -91,49 +82,3 @@ def test_output_width_from_columns_or_unlimited() -> None:
     """COLUMNS sets the width; without it a stream that is not a terminal has no limit."""
     assert output_width(io.StringIO(), {"COLUMNS": "90"}) == 90
     assert output_width(io.StringIO(), {}) is None
-
-
-def test_color_always_paints_the_table(world: Testbed) -> None:
-    """--color=always puts escape codes in the table (bold headers, dim/yellow results)."""
-    out = run_cli("--color=always", "list", "--rules", RULES).out
-    assert "\x1b[1mID\x1b[0m" in out and "\x1b[2mignored\x1b[0m" in out and "\x1b[33mno rule\x1b[0m" in out
-
-
-def _list_on_a_terminal(world: Testbed, extra_env: dict[str, str], columns: int) -> str:
-    """`list` run as a subprocess whose stdout is a terminal `columns` wide."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "NO_COLOR", "TERM")}
-    env.update(world.env(), TERM="xterm", **extra_env)
-    proc = subprocess.Popen([sys.executable, "-m", "plugin.main", "list", "--rules", RULES], cwd=ROOT, env=env,
-                            stdout=follower, stderr=subprocess.PIPE)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the follower side is closed, the process is done
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    return b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
-
-
-def test_terminal_gets_colour_and_its_own_width(world: Testbed) -> None:
-    """On a 90-column terminal: coloured output, and no line wider than 90 visible characters."""
-    out = _list_on_a_terminal(world, {}, 90)
-    assert "\x1b[" in out
-    visible = [line for line in out.split("\n\n")[0].splitlines()]
-    plain = [line.replace("\x1b[0m", "").replace("\x1b[1m", "").replace("\x1b[2m", "").replace("\x1b[33m", "")
-             for line in visible]
-    assert max(len(line) for line in plain) <= 90
-
-
-def test_no_color_is_honoured_on_a_terminal(world: Testbed) -> None:
-    """NO_COLOR=1 keeps escape codes out even on a terminal."""
-    out = _list_on_a_terminal(world, {"NO_COLOR": "1"}, 120)
-    assert "\x1b[" not in out and "ftdi/serial/ft232r" in out

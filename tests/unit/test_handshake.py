@@ -128,3 +128,12 @@ def test_make_socket_dir_refuses_when_fallback_too_long(
     with pytest.raises(HandshakeError, match="at most 107 bytes"):
         make_socket_dir({"PLUGIN_UNIX_SOCKET_DIR": long_base})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_handshake_parse_rejects_bad_lines() -> None:
+    """The test host's parser rejects lines Nomad would reject."""
+    for line in ["1|2|tcp|127.0.0.1:1|grpc", "1|3|unix|/x|grpc", "1|2|unix|/x", "1|2|unix|/x|netrpc",
+                 "2|2|unix|/x|grpc", "1|2|unix|/x|grpc|cert|mux"]:
+        with pytest.raises(HandshakeError):
+            Handshake.parse(line)
+    assert Handshake.parse("1|2|unix|/x|grpc|\n").address == "/x"
