@@ -22,6 +22,7 @@ from discovery.rules.tree import Src, quote
 
 
 def read_attributes(r: Reader, src: Src, field: str) -> tuple[AttrSpec, ...]:
+    """The ``attributes:`` mapping: each name checked, each value typed (static or a template)."""
     keys = read_map(src, field, r.issues, None)
     if keys is None:
         return ()

@@ -22,6 +22,7 @@ from discovery.rules.tree import Src, quote
 
 
 def read_match(r: Reader, src: Src, field: str) -> tuple[Condition, ...]:
+    """The ``match:`` mapping as conditions, in schema order."""
     keys = read_map(src, field, r.issues, MATCH_KEYS, MISPLACED_IN_MATCH)
     if keys is None:
         return ()

@@ -12,6 +12,7 @@ from discovery.rules.tree import Src, quote
 
 
 def read_group(r: Reader, src: Src, field: str) -> GroupSpec | None:
+    """``group: {vendor, type, name}``: three templates that must render to names Nomad accepts."""
     keys = read_map(src, field, r.issues, GROUP_KEYS)
     if keys is None:
         return None
@@ -36,6 +37,7 @@ def read_group(r: Reader, src: Src, field: str) -> GroupSpec | None:
 
 
 def read_permissions(r: Reader, src: Src, field: str) -> str | None:
+    """``permissions:``, normalised to the order ``rwm``."""
     text = r.text(src, field)
     if text is None:
         return None
@@ -46,6 +48,7 @@ def read_permissions(r: Reader, src: Src, field: str) -> str | None:
 
 
 def read_env(r: Reader, src: Src, field: str) -> tuple[tuple[str, Template], ...]:
+    """``env:``: variable names a task may be given, each with its template."""
     keys = read_map(src, field, r.issues, None)
     if keys is None:
         return ()
@@ -68,6 +71,7 @@ def read_env(r: Reader, src: Src, field: str) -> tuple[tuple[str, Template], ...
 
 
 def read_mounts(r: Reader, src: Src, field: str) -> tuple[MountSpec, ...]:
+    """``mounts:``: host paths under /dev or /sys only, checked again when rendered."""
     if src.kind != "seq":
         r.error(src, field, f"expected a list of mounts, got {src.kind_name}")
         return ()
@@ -111,6 +115,7 @@ def _read_path(r: Reader, src: Src, field: str, host: bool) -> Template | None:
 
 
 def read_health(r: Reader, src: Src, field: str) -> HealthSpec | None:
+    """``health:``: an argv list (never a shell string), its interval and timeout."""
     keys = read_map(src, field, r.issues, HEALTH_KEYS)
     if keys is None:
         return None
