@@ -2,7 +2,7 @@
 
 Subcommands raise :class:`CliError` for anything a person did wrong or the machine lacks; the top of
 ``plugin.cli.main`` turns it into ``nomad-device-usb: error: ...`` and its exit code. Rules are read with
-``discovery.rules.load_rules`` and devices named and matched through ``discovery.inventory``: the
+``discovery.rules.loader.load_rules`` and devices named and matched through ``discovery.inventory``: the
 CLI holds no second copy of that logic.
 """
 
