@@ -17,7 +17,7 @@ import sys
 import time
 import traceback
 
-from discovery.testbed import PRELOAD_SONAME, preload_library, preload_loaded
+from discovery.fake.testbed import PRELOAD_SONAME, preload_library, preload_loaded
 
 REEXEC_MARK = "NOMAD_USB_BENCH_REEXECED"
 

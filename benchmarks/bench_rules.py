@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from discovery.model import Child, Interface, UsbDevice, frozen_mapping  # noqa: E402
-from discovery.rules import RuleSet, load_rules, parse_rules  # noqa: E402
+from discovery.rules.loader import load_rules, parse_rules  # noqa: E402
+from discovery.rules.ruleset import RuleSet  # noqa: E402
 
 EXTRA_RULES = """
   - name: by serial {i}

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Self
 
-from discovery.testbed import FakeUsbDevice, Plugged, Testbed, make_fleet
+from discovery.fake.testbed import FakeUsbDevice, Plugged, Testbed, make_fleet
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,7 +8,7 @@ attributes count towards the node's computed class, and they would split every n
 from __future__ import annotations
 
 from discovery.model import UsbDevice
-from discovery.rules import AttrValue
+from discovery.rules.model import AttrValue
 
 
 def builtin_attributes(device: UsbDevice) -> dict[str, AttrValue]:

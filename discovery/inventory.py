@@ -18,14 +18,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from discovery.model import UsbDevice
-from discovery.rules import RuleSet, RuleVerdict
+from discovery.rules.explain import RuleVerdict
+from discovery.rules.ruleset import RuleSet
 from discovery.snapshot import DeviceState, Snapshot
 from discovery.nodes import NodeCheck, check_node
-from discovery.state import DeviceTable
-from discovery.usbfs import UsbfsUnavailableError
+from discovery.sources.base import SourceError
+from discovery.table import DeviceTable
 
 if TYPE_CHECKING:
-    from discovery.watcher import DeviceSource
+    from discovery.sources.base import DeviceSource
 
 _VID_PID = re.compile(r"(?:0x)?([0-9a-fA-F]{1,4}):(?:0x)?([0-9a-fA-F]{1,4})\Z")
 
@@ -74,7 +75,7 @@ def enumerate_devices(source: DeviceSource) -> list[UsbDevice]:
         return source.enumerate()
     except ImportError as exc:  # pyudev without libudev, pyusb without a backend module
         raise DeviceAccessError(f"cannot list USB devices: {exc}") from exc
-    except UsbfsUnavailableError as exc:  # the fallback, and libusb is missing
+    except SourceError as exc:  # only the pyusb fallback, used where udev is missing, fails as a whole
         raise DeviceAccessError(f"cannot list USB devices: no udev (/run/udev is missing) and {exc}") from exc
     except OSError as exc:
         raise DeviceAccessError(f"cannot list USB devices through {source.name}: {exc.strerror or exc}") from exc

@@ -1,6 +1,6 @@
 """Typed, immutable records of what is attached: the one device model every layer reads.
 
-pyudev objects are converted into these at once (in ``discovery.udev``); nothing outside that
+pyudev objects are converted into these at once (in ``discovery.sources.udev``); nothing outside that
 module ever sees a pyudev object. USB ids are ints here; hex formatting happens at the edges.
 """
 

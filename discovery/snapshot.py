@@ -14,7 +14,8 @@ from discovery.health import HealthResult
 from discovery.model import UsbDevice
 
 if TYPE_CHECKING:
-    from discovery.rules import AttrValue, Match
+    from discovery.rules.matching import Match
+    from discovery.rules.model import AttrValue
 
 GroupKey = tuple[str, str, str]  # (vendor, type, name) as Nomad names a device group
 

@@ -19,49 +19,23 @@ import queue
 import select
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from discovery.filewatch import FileWatch
 from discovery.health import HealthResult, run_check
-from discovery.model import UsbDevice
 from discovery.snapshot import Snapshot
-from discovery.state import DeviceTable
+from discovery.sources.base import DeviceSource
+from discovery.table import DeviceTable
 
 if TYPE_CHECKING:
-    from discovery.rules import RuleSet
+    from discovery.rules.ruleset import RuleSet
 
 log = logging.getLogger(__name__)
 
 MAX_DEBOUNCE_FACTOR = 4  # a steady trickle of events still publishes after 4 debounce windows
 RESCAN_WITHOUT_UDEV_S = 5.0
-
-
-class UdevEventLike(Protocol):
-    """What the loop reads from an event (discovery.udev.UdevEvent has it)."""
-
-    @property
-    def action(self) -> str: ...
-    @property
-    def sys_path(self) -> str: ...
-    @property
-    def devtype(self) -> str | None: ...
-    @property
-    def usb_sys_path(self) -> str | None: ...
-
-
-class DeviceSource(Protocol):
-    """Where devices come from: udev (events) or the pyusb fallback (fileno() is None: rescan)."""
-
-    name: str
-
-    def start(self) -> None: ...
-    def enumerate(self) -> list[UsbDevice]: ...
-    def device_at(self, sys_path: str) -> UsbDevice | None: ...
-    def fileno(self) -> int | None: ...
-    def drain(self) -> Sequence[UdevEventLike]: ...
-    def close(self) -> None: ...
 
 
 RulesLoader = Callable[[], "RuleSet"]

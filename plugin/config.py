@@ -16,6 +16,15 @@ from typing import Any
 import msgpack
 
 from discovery.durations import DurationError, parse_duration
+from discovery.rules.schema.keys import (
+    ATTR_SPEC_KEYS,
+    GROUP_KEYS,
+    HEALTH_KEYS,
+    INTERFACE_KEYS,
+    MATCH_KEYS,
+    MOUNT_KEYS,
+    RULE_KEYS,
+)
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
 
@@ -49,45 +58,57 @@ def block_attrs(type_expr: str) -> tuple[str, dict[str, Any]]:
     return ("block_attrs", {"type": type_expr})
 
 
+# The inline ``rule {}`` block is the rules-file schema written in HCL: it is built from the key
+# tables of discovery.rules.schema.keys, which the YAML validator reads too. Only how a key is
+# written in HCL is said here: a new match key is offered as one string, and a new rule-level key
+# without an HCL form below stops the plugin at import (tests/unit/test_config.py checks both).
+#
 # Only concrete types: an ``any`` attribute inside a list of blocks makes Nomad's decoder panic (and
 # the agent die) as soon as two blocks give it values of different types, e.g. a string in one rule
 # and a list in the next. Lists of ids are therefore written as one comma-separated string.
 LIST_KEYS = ("vendor_id", "product_id", "subsystem", "device_class", "interface_class")
 
-MATCH_SPEC: dict[str, Any] = {
-    "vendor_id": attr("string"),  # "18d1" or "18d1,2a70"
-    "product_id": attr("string"),
-    "serial": attr("string"),
-    "manufacturer": attr("string"),
-    "product": attr("string"),
-    "subsystem": attr("string"),
-    "device_class": attr("string"),
-    "interface_class": attr("string"),
-    "interface": block({"class": attr("string"), "subclass": attr("string"), "protocol": attr("string")}),
-    "port": attr("string"),
-    "driver": attr("string"),
+# match: keys that are not one string ("18d1", "18d1,2a70", a glob) in HCL.
+_MATCH_FORMS: dict[str, Any] = {
+    "interface": block({key: attr("string") for key in INTERFACE_KEYS}),
     "properties": block_attrs("string"),
 }
+MATCH_SPEC: dict[str, Any] = {key: _MATCH_FORMS.get(key, attr("string")) for key in MATCH_KEYS}
 
-RULE_SPEC: dict[str, Any] = {
-    "name": attr("string"),
-    "ignore": attr("bool"),
-    "match": block(MATCH_SPEC),
-    "group": block({"vendor": attr("string"), "type": attr("string"), "name": attr("string")}),
-    "attributes": block_attrs("string"),  # string values (templates allowed)
-    # A typed attribute: the value arrives as text; ``type`` says what it is (int, float, bool,
-    # string, hex), inferred from the text when left out.
-    "attribute": block_list(
-        {"name": attr("string", True), "value": attr("string", True), "unit": attr("string"), "type": attr("string")}
-    ),
-    "children": attr("list(string)"),
-    "permissions": attr("string"),
-    "env": block_attrs("string"),
-    "mount": block_list({"host_path": attr("string", True), "task_path": attr("string"), "read_only": attr("bool")}),
-    "health": block({"command": attr("list(string)", True), "interval": attr("string"), "timeout": attr("string")}),
-    "reset": attr("bool"),
-    "require_driver": attr("bool"),
+# Each rules-file key of a rule and its HCL form, under the HCL name(s) it has there. Repeated
+# blocks get singular names (``mount { }`` for ``mounts``), and typed attributes have a block of
+# their own beside the plain ``attributes { k = "v" }``: rule_dict_from_hcl() maps them back.
+_RULE_FORMS: dict[str, dict[str, Any]] = {
+    "name": {"name": attr("string")},
+    "match": {"match": block(MATCH_SPEC)},
+    "ignore": {"ignore": attr("bool")},
+    "group": {"group": block({key: attr("string") for key in GROUP_KEYS})},
+    "attributes": {
+        "attributes": block_attrs("string"),  # string values (templates allowed)
+        # A typed attribute: the value arrives as text; ``type`` says what it is (int, float, bool,
+        # string, hex), inferred from the text when left out.
+        "attribute": block_list(
+            {"name": attr("string", True)} | {key: attr("string", key == "value") for key in ATTR_SPEC_KEYS}
+        ),
+    },
+    "children": {"children": attr("list(string)")},
+    "permissions": {"permissions": attr("string")},
+    "env": {"env": block_attrs("string")},
+    "mounts": {
+        "mount": block_list(
+            {key: attr("bool") if key == "read_only" else attr("string", key == "host_path") for key in MOUNT_KEYS}
+        )
+    },
+    "health": {
+        "health": block(
+            {key: attr("list(string)", True) if key == "command" else attr("string") for key in HEALTH_KEYS}
+        )
+    },
+    "reset": {"reset": attr("bool")},
+    "require_driver": {"require_driver": attr("bool")},
 }
+assert set(_RULE_FORMS) == set(RULE_KEYS), "every rules-file key needs its HCL form, and only those"
+RULE_SPEC: dict[str, Any] = {name: node for key in RULE_KEYS for name, node in _RULE_FORMS[key].items()}
 
 CONFIG_SPEC: dict[str, Any] = {
     "rules_file": attr("string"),

@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show-logs", action="store_true", help="print the plugin's log lines at the end")
     args = parser.parse_args(argv)
 
-    from discovery import fakeusb
-    from discovery.testbed import Testbed, preload_library
+    from discovery.fake import usb_devices
+    from discovery.fake.testbed import Testbed, preload_library
 
     if not Path(preload_library()).is_absolute():  # only the bare soname: umockdev is not installed
         print("nomad-device-usb demo: umockdev's preload library is missing; apt-get install umockdev", file=sys.stderr)
@@ -141,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         _say("\n".join(_describe_fingerprint(first)))
 
         _step("Plugging in a Pixel 7 phone, an Arduino Uno and an ESP32 board (CP2102)")
-        testbed.plug(fakeusb.make_pixel7())
-        testbed.plug(fakeusb.make_arduino_uno())
-        esp32 = fakeusb.make_cp210x(serial="58A1F3C2")
+        testbed.plug(usb_devices.make_pixel7())
+        testbed.plug(usb_devices.make_arduino_uno())
+        esp32 = usb_devices.make_cp210x(serial="58A1F3C2")
         handle = testbed.plug(esp32)
         latest = stream.wait_for(
             lambda m: _has("google/phone/pixel-7", 1)(m) and _has("arduino/board/uno", 1)(m)
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"   Reserve {esp_ids[0]} -> {exc.code().name}: {exc.details()}")
 
         _step("Plugging the ESP32 back in, on another port with a new device number")
-        testbed.plug(fakeusb.make_cp210x(serial="58A1F3C2", port="1-6", devnum=21))
+        testbed.plug(usb_devices.make_cp210x(serial="58A1F3C2", port="1-6", devnum=21))
         latest = stream.wait_for(_has("espressif/board/esp32-devkit", 1, 1), WAIT_S)
         if latest is None:
             raise RuntimeError("the replug never reached the Fingerprint stream")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from discovery.rules import AttrValue
+from discovery.rules.model import AttrValue
 from discovery.snapshot import Snapshot
 from proto import attribute_pb2, device_pb2
 

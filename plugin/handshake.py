@@ -1,8 +1,10 @@
-"""The go-plugin handshake as plain functions: cookie, protocol, socket path, line.
+"""The go-plugin handshake, both ends: cookie, protocol, socket path, and the line written and parsed.
 
-Nothing here imports grpc, so the magic-cookie check (the path a person hits
-when running the executable by hand) and the CLI stay fast, and every rule can
-be unit tested without starting a server.
+The server (plugin.server) checks the cookie, makes the socket directory and writes the handshake
+line; the go-plugin host (plugin.host) sets the cookie and parses that line. Both use this one
+module, so the two ends cannot drift apart. Nothing here imports grpc, so the magic-cookie check
+(the path a person hits when running the executable by hand) and the CLI stay fast, and every rule
+can be unit tested without starting a server.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ CORE_PROTOCOL_VERSION = 1
 APP_PROTOCOL_VERSION = 2
 PROTOCOL_VERSIONS_KEY = "PLUGIN_PROTOCOL_VERSIONS"
 SOCKET_DIR_KEY = "PLUGIN_UNIX_SOCKET_DIR"
+NETWORK = "unix"
+PROTOCOL = "grpc"
 SOCKET_NAME = "plugin.sock"
 # sun_path holds 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH_BYTES = 107
@@ -43,7 +47,7 @@ The same executable also has command-line subcommands for people:
 
 
 class HandshakeError(Exception):
-    """The environment does not allow this process to serve as a Nomad plugin."""
+    """The handshake cannot happen: the environment does not allow serving, or the line is wrong or missing."""
 
 
 def check_cookie(environ: Mapping[str, str]) -> bool:
@@ -133,4 +137,37 @@ def make_socket_dir(environ: Mapping[str, str]) -> SocketDir:
 
 def handshake_line(socket: Path) -> str:
     """The single stdout line that tells the host where and how to connect."""
-    return f"{CORE_PROTOCOL_VERSION}|{APP_PROTOCOL_VERSION}|unix|{socket}|grpc\n"
+    return f"{CORE_PROTOCOL_VERSION}|{APP_PROTOCOL_VERSION}|{NETWORK}|{socket}|{PROTOCOL}\n"
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """The fields of a go-plugin handshake line, as the host reads what handshake_line() wrote."""
+
+    core_version: int
+    app_version: int
+    network: str
+    address: str
+    protocol: str
+    raw: str
+
+    @classmethod
+    def parse(cls, line: str) -> Handshake:
+        """Validate a handshake line the way Nomad's go-plugin host needs it."""
+        parts = line.strip().split("|")
+        if len(parts) < 5:
+            raise HandshakeError(f"too few fields in handshake line {line!r}")
+        core, app, network, address, protocol = parts[:5]
+        if core != str(CORE_PROTOCOL_VERSION):
+            raise HandshakeError(f"core protocol version must be {CORE_PROTOCOL_VERSION}: {line!r}")
+        if app != str(APP_PROTOCOL_VERSION):
+            raise HandshakeError(f"app protocol version must be {APP_PROTOCOL_VERSION}: {line!r}")
+        if network != NETWORK:
+            raise HandshakeError(f"network must be {NETWORK}: {line!r}")
+        if not address.startswith("/"):
+            raise HandshakeError(f"socket address must be absolute: {line!r}")
+        if protocol != PROTOCOL:
+            raise HandshakeError(f"protocol must be {PROTOCOL}: {line!r}")
+        if len(parts) > 6 or (len(parts) == 6 and parts[5]):
+            raise HandshakeError(f"unexpected extra fields: {line!r}")
+        return cls(int(core), int(app), network, address, protocol, line)

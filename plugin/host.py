@@ -1,10 +1,11 @@
 """A small go-plugin host: start the real plugin executable and talk to it as a Nomad client does.
 
 The demo, the benchmarks, the VM tier and the process-tier tests all drive the plugin through it,
-so they exercise the same handshake and wire as a real agent. It does what a Nomad agent does at launch: set go-plugin's environment, read
-the handshake line from stdout within a deadline, check its fields, and dial
-the Unix socket it names. stdout and stderr are collected by background
-threads; stderr lines are parsed as hclog JSON as they arrive.
+so they exercise the same handshake and wire as a real agent. It does what a Nomad agent does at
+launch: set go-plugin's environment, read the handshake line from stdout within a deadline, check
+its fields (with plugin.handshake, the module the server writes it with), and dial the Unix socket
+it names. stdout and stderr are collected by background threads; stderr lines are parsed as hclog
+JSON as they arrive.
 
     with PluginProcess.start(PLUGIN_ARGV) as plugin:
         stub = health_pb2_grpc.HealthStub(plugin.channel)
@@ -23,12 +24,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 
+from plugin.handshake import (
+    APP_PROTOCOL_VERSION,
+    MAGIC_COOKIE_KEY,
+    MAGIC_COOKIE_VALUE,
+    PROTOCOL_VERSIONS_KEY,
+    Handshake,
+    HandshakeError,
+)
 from proto import (
     base_pb2,
     base_pb2_grpc,
@@ -39,13 +47,11 @@ from proto import (
 )
 
 PLUGIN_ARGV = [sys.executable, "-m", "plugin.main"]
-# Stated again here, not imported from the plugin, so a typo there fails the tests.
-MAGIC_COOKIE_KEY = "NOMAD_PLUGIN_MAGIC_COOKIE"
-MAGIC_COOKIE_VALUE = "e4327c2e01eabfd75a8a67adb114fb34a757d57eee7728d857a8cec6e91a7255"
-# What a Nomad agent sets (go-plugin's defaults for the port range).
+# What a Nomad agent sets (go-plugin's defaults for the port range). The cookie's value is pinned
+# by tests/unit/test_handshake.py, so a typo in plugin.handshake cannot pass unnoticed.
 GO_PLUGIN_ENV = {
     MAGIC_COOKIE_KEY: MAGIC_COOKIE_VALUE,
-    "PLUGIN_PROTOCOL_VERSIONS": "2",
+    PROTOCOL_VERSIONS_KEY: str(APP_PROTOCOL_VERSION),
     "PLUGIN_MIN_PORT": "10000",
     "PLUGIN_MAX_PORT": "25000",
 }
@@ -117,43 +123,6 @@ class FingerprintStream:
 
     def cancel(self) -> None:
         self._call.cancel()
-
-
-class HandshakeError(Exception):
-    """The plugin did not produce a valid handshake line in time."""
-
-
-@dataclass(frozen=True)
-class Handshake:
-    """The fields of a go-plugin handshake line."""
-
-    core_version: int
-    app_version: int
-    network: str
-    address: str
-    protocol: str
-    raw: str
-
-    @classmethod
-    def parse(cls, line: str) -> Handshake:
-        """Validate a handshake line the way Nomad's go-plugin host needs it."""
-        parts = line.strip().split("|")
-        if len(parts) < 5:
-            raise HandshakeError(f"too few fields in handshake line {line!r}")
-        core, app, network, address, protocol = parts[:5]
-        if core != "1":
-            raise HandshakeError(f"core protocol version must be 1: {line!r}")
-        if app != "2":
-            raise HandshakeError(f"app protocol version must be 2: {line!r}")
-        if network != "unix":
-            raise HandshakeError(f"network must be unix: {line!r}")
-        if not address.startswith("/"):
-            raise HandshakeError(f"socket address must be absolute: {line!r}")
-        if protocol != "grpc":
-            raise HandshakeError(f"protocol must be grpc: {line!r}")
-        if len(parts) > 6 or (len(parts) == 6 and parts[5]):
-            raise HandshakeError(f"unexpected extra fields: {line!r}")
-        return cls(int(core), int(app), network, address, protocol, line)
 
 
 def plugin_env(env_extra: Mapping[str, str | None] | None = None) -> dict[str, str]:

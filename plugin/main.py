@@ -4,7 +4,7 @@ Plugin mode is chosen by the magic cookie rather than by an empty argv,
 because the agent appends the `args` list of the `plugin` block to our command
 line. Without the cookie and without arguments, we explain to the person at the
 terminal what this executable is (and point at --help); with arguments, the CLI
-(plugin.cli) runs. Neither of those two paths imports grpc.
+(plugin.cli.main) runs. Neither of those two paths imports grpc.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(NOT_A_PROGRAM_MESSAGE)
             sys.stderr.flush()
             return 1
-        from plugin import cli
+        from plugin.cli.main import main as cli_main
 
-        return cli.main(args)
+        return cli_main(args)
     setup_logging(DEFAULT_LOG_LEVEL)
     # Imported only in plugin mode, so the CLI never loads grpc.
     from plugin import services

@@ -12,10 +12,12 @@ import threading
 import time
 from collections.abc import Sequence
 
-from discovery.rules import Rule, RuleSet, load_rules, rules_from_dicts
+from discovery.rules.loader import load_rules, rules_from_dicts
+from discovery.rules.model import Rule
+from discovery.rules.ruleset import RuleSet
 from discovery.nodes import handed_over_children
 from discovery.snapshot import Snapshot
-from discovery.sources import default_source
+from discovery.sources.default import default_source
 from discovery.watcher import Discovery
 from plugin.config import PluginConfig
 from plugin.logs import set_level
@@ -107,7 +109,7 @@ class Runtime:
         if not to_reset:
             return snapshot
         from discovery.reservation import DeviceUnavailableError
-        from discovery.usbfs import UsbResetError, reset_device
+        from discovery.sources.usbfs import UsbResetError, reset_device
 
         for dev_id, state in to_reset:
             try:

@@ -25,7 +25,7 @@ from discovery.reservation import (
     UnknownDeviceError,
     plan_reservation,
 )
-from discovery.rules import RulesError
+from discovery.rules.errors import RulesError
 from discovery.snapshot import Snapshot
 from discovery.watcher import Discovery
 from plugin import __version__

@@ -1,7 +1,7 @@
 """Helpers for the CLI tests: a fake USB world with every fixture, running the CLI, golden files.
 
 Golden files live in tests/golden/. After a deliberate output change, regenerate them with
-``NOMAD_USB_UPDATE_GOLDEN=1 python3 -m pytest -q tests/test_cli_*.py`` and review the diff.
+``NOMAD_USB_UPDATE_GOLDEN=1 python3 -m pytest -q tests/*/test_cli_*.py`` and review the diff.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from discovery.testbed import Testbed, list_fixtures, load_fixture
-from discovery.usbfs import UsbfsUnavailableError
-from plugin import cli
+from discovery.fake.testbed import Testbed, list_fixtures, load_fixture
+from discovery.sources.usbfs import UsbfsUnavailableError
+from plugin.cli.main import main as cli_main
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
@@ -51,8 +51,15 @@ def run_cli(*args: str, columns: int | None = 100, environ: Mapping[str, str] | 
     env = dict(environ or {})
     if columns is not None:
         env.setdefault("COLUMNS", str(columns))
-    code = cli.main(list(args), stdout=out, stderr=err, environ=env, open_source=open_source)
+    code = cli_main(list(args), stdout=out, stderr=err, environ=env, open_source=open_source)
     return Run(code, out.getvalue(), err.getvalue())
+
+
+def one_line_error(run_err: str) -> str:
+    """The message of the CLI's one-line error on stderr (checking that it is one line, without a traceback)."""
+    assert run_err.count("\n") == 1 and run_err.startswith("nomad-device-usb: error: "), run_err
+    assert "Traceback" not in run_err
+    return run_err.removeprefix("nomad-device-usb: error: ").rstrip("\n")
 
 
 @pytest.fixture

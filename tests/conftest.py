@@ -1,4 +1,9 @@
-"""Shared pytest setup: run the session under umockdev's preload library; fake udev worlds.
+"""Shared pytest setup: test tiers by folder, the umockdev preload re-exec, and fake udev worlds.
+
+Every test lives in the folder of its tier and gets that tier's marker (``-m unit`` works too):
+``unit`` (no fake udev world, no plugin process), ``udev`` (real libudev and pyudev on a umockdev
+world), ``process`` (the real executable or the real gRPC server), ``vm`` (a QEMU guest). A test
+outside those folders, or a unit test that asks for a udev world, stops the run at collection.
 
 ``LD_PRELOAD`` only takes effect when a process starts, so if the preload is not loaded yet,
 ``pytest_configure`` stops pytest's output capture and re-executes the same command line with
@@ -14,14 +19,19 @@ from __future__ import annotations
 import os
 import resource
 import sys
+from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from discovery.testbed import PRELOAD_SONAME, Testbed, preload_library, preload_loaded
-from discovery.udev import UdevSource
+from discovery.fake.testbed import PRELOAD_SONAME, Testbed, preload_library, preload_loaded
+from discovery.sources.udev import UdevSource
 
 _REEXEC_MARK = "NOMAD_USB_REEXECED"
+
+TIERS = ("unit", "udev", "process", "vm", "nomad")
+TESTS = Path(__file__).resolve().parent
+WORLD_FIXTURES = frozenset({"testbed", "udev_source", "world"})  # what makes a test udev tier or above
 
 
 def _started_as_pytest() -> bool:
@@ -53,6 +63,30 @@ def pytest_configure(config: pytest.Config) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+
+
+def tier_of(path: Path) -> str | None:
+    """The tier of a test file: the folder below tests/ it lives in, if that is a tier."""
+    try:
+        folder = Path(path).resolve().relative_to(TESTS).parts[0]
+    except (ValueError, IndexError):
+        return None
+    return folder if folder in TIERS else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its tier; refuse a test outside the tier folders or a unit test in a udev world."""
+    problems = []
+    for item in items:
+        tier = tier_of(item.path)
+        if tier is None:
+            problems.append(f"{item.nodeid}: not in a tier folder (tests/{{{','.join(TIERS)}}}/)")
+            continue
+        item.add_marker(getattr(pytest.mark, tier))
+        if tier == "unit" and WORLD_FIXTURES & set(getattr(item, "fixturenames", ())):
+            problems.append(f"{item.nodeid}: uses a fake udev world, so it belongs in tests/udev/ or above")
+    if problems:
+        raise pytest.UsageError("tests in the wrong tier:\n  " + "\n  ".join(problems))
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ from benchmarks.plan import Plan, say
 from benchmarks.report import Row, Section
 from benchmarks.subjects import Baseline, Ours
 from benchmarks.world import World, fleet
-from discovery.rules import load_rules
-from discovery.state import DeviceTable
-from discovery.udev import UdevSource
+from discovery.rules.loader import load_rules
+from discovery.table import DeviceTable
+from discovery.sources.udev import UdevSource
 from discovery.watcher import Discovery
 
 NAME = "enumerate"

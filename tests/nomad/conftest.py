@@ -22,8 +22,8 @@ import pytest
 from nomad_cluster import Cluster, ClusterSpec, start_cluster
 from nomad_scenario import Report
 
-from discovery import fakeusb
-from discovery.testbed import Plugged, Testbed
+from discovery.fake import usb_devices
+from discovery.fake.testbed import Plugged, Testbed
 from vm.nomad import find_nomad
 
 NOMAD_ENABLED = os.environ.get("NDU_NOMAD") == "1"
@@ -197,10 +197,10 @@ class Boards:
     def __init__(self) -> None:
         self._next = 1
 
-    def make(self, serial: str) -> fakeusb.FakeUsbDevice:
+    def make(self, serial: str) -> usb_devices.FakeUsbDevice:
         n = self._next
         self._next += 1
-        return fakeusb.make_cp210x(tty=n, serial=serial, port=f"1-{n}", devnum=10 + n)
+        return usb_devices.make_cp210x(tty=n, serial=serial, port=f"1-{n}", devnum=10 + n)
 
 
 @pytest.fixture(scope="session")

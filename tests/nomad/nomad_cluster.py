@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from discovery.testbed import Testbed
+from discovery.fake.testbed import Testbed
 
 PLUGIN_NAME = "nomad-device-usb"
 START_DEADLINE_S = 60.0

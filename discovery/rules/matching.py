@@ -1,0 +1,159 @@
+"""Matching one device: the first rule that takes it, its group rendered, and the Match it makes.
+
+Pure and never raising: anything a device's data cannot fill in is reported in ``Match.notes`` or,
+for the group name, makes the rule pass the device on (``discovery.rules.explain`` says why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from discovery.model import UsbDevice
+from discovery.rules.model import AttrSpec, AttrValue, GroupKey, Rule
+from discovery.rules.schema.values import GROUP_FORBIDDEN, convert_attr, path_problem
+from discovery.rules.templates import DeviceFacts
+
+_EMPTY_ATTRS: Mapping[str, AttrValue] = MappingProxyType({})
+_EMPTY_ENV: Mapping[str, str] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+
+
+class Mount:
+    """A rendered bind mount. Symlinks in ``host_path`` are resolved (and re-checked) at reservation."""
+
+    host_path: str
+    task_path: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+
+
+class HealthCheck:
+    """A rendered health check: argv to run, every ``interval`` seconds, killed after ``timeout``."""
+
+    argv: tuple[str, ...]
+    interval: float
+    timeout: float
+
+
+@dataclass(frozen=True)
+
+
+class Match:
+    """What the winning rule makes of one device: its group and everything a reservation needs.
+
+    ``children`` None means every child with a device node; ``notes`` lists what could not be
+    rendered for this device (an attribute that did not convert, a mount path that left /dev).
+    """
+
+    rule: Rule
+    group: GroupKey
+    attributes: Mapping[str, AttrValue] = field(default_factory=lambda: _EMPTY_ATTRS, hash=False)
+    env: Mapping[str, str] = field(default_factory=lambda: _EMPTY_ENV, hash=False)
+    mounts: tuple[Mount, ...] = ()
+    health: HealthCheck | None = None
+    children: frozenset[str] | None = None
+    permissions: str = "rw"
+    reset: bool = False
+    require_driver: bool = False
+    device_id: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+def first_match(rules: Iterable[Rule], device: UsbDevice, device_id: str | None = None) -> Match | None:
+    """The device's Match under the first rule that takes it; None if none does or it is ignored."""
+    facts: DeviceFacts | None = None
+    for rule in rules:
+        if not accepts(rule, device):
+            continue
+        if rule.ignore:
+            return None
+        if facts is None:
+            facts = DeviceFacts(device, device_id)
+        group = render_group(rule, facts)
+        if isinstance(group, GroupKey):
+            return build_match(rule, group, facts)
+    return None
+
+
+def accepts(rule: Rule, device: UsbDevice) -> bool:
+    # A plain loop: this is the hot path of matching, and all() with a generator is slower here.
+    for condition in rule.conditions:  # noqa: SIM110
+        if not condition.test(device):
+            return False
+    return True
+
+
+def missing_reason(names: Sequence[str]) -> str:
+    return ", ".join("no device id" if name == "id" else f"no {name}" for name in names)
+
+
+def render_group(rule: Rule, facts: DeviceFacts) -> GroupKey | tuple[str, str, str]:
+    """The device's group, or (field, template, reason) when a part cannot be rendered."""
+    assert rule.group is not None
+    parts: list[str] = []
+    for name, template in rule.group.fields():
+        rendered = template.render(facts, blank_is_missing=True)
+        if rendered.missing:
+            return (f"group.{name}", template.text, missing_reason(rendered.missing))
+        text = GROUP_FORBIDDEN.sub("-", rendered.text)
+        if not text:
+            return (f"group.{name}", template.text, "renders empty")
+        parts.append(text)
+    return GroupKey(parts[0], parts[1], parts[2])
+
+
+def render_attribute(spec: AttrSpec, facts: DeviceFacts) -> AttrValue | str:
+    """The attribute's value for this device, or a note saying why it is left out."""
+    if spec.static is not None:
+        return spec.static
+    assert spec.template is not None
+    text = spec.template.render(facts).text
+    try:
+        return AttrValue(convert_attr(text, spec.kind), spec.unit)
+    except ValueError as exc:
+        return f"attributes.{spec.key}: {exc} (type {spec.kind}); left out"
+
+
+def build_match(rule: Rule, group: GroupKey, facts: DeviceFacts) -> Match:
+    notes: list[str] = []
+    attributes: dict[str, AttrValue] = {}
+    for spec in rule.attributes:
+        value = render_attribute(spec, facts)
+        if isinstance(value, str):
+            notes.append(value)
+        else:
+            attributes[spec.key] = value
+    env = {name: template.render(facts).text for name, template in rule.env}
+    mounts: list[Mount] = []
+    for i, mount in enumerate(rule.mounts):
+        host = mount.host_path.render(facts).text
+        task = mount.task_path.render(facts).text
+        problem = path_problem(host, host=True) or path_problem(task, host=False)
+        if problem is not None:
+            notes.append(f"mounts[{i}]: {problem}; left out")
+            continue
+        mounts.append(Mount(host, task, mount.read_only))
+    health = None
+    if rule.health is not None:
+        argv = tuple(template.render(facts).text for template in rule.health.command)
+        health = HealthCheck(argv, rule.health.interval, rule.health.timeout)
+    return Match(
+        rule=rule,
+        group=group,
+        attributes=MappingProxyType(attributes) if attributes else _EMPTY_ATTRS,
+        env=MappingProxyType(env) if env else _EMPTY_ENV,
+        mounts=tuple(mounts),
+        health=health,
+        children=rule.children,
+        permissions=rule.permissions,
+        reset=rule.reset,
+        require_driver=rule.require_driver,
+        device_id=facts.device_id,
+        notes=tuple(notes),
+    )

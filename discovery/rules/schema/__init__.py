@@ -1,0 +1,1 @@
+"""The rules schema: key tables, value rules, and the validator split by section (rule, match, outputs)."""

@@ -1,0 +1,162 @@
+"""What a rule hands over besides attributes: its group name, permissions, env, mounts and health check."""
+
+from __future__ import annotations
+
+from discovery.durations import format_duration
+from discovery.rules.model import DEFAULT_INTERVAL, DEFAULT_TIMEOUT, GroupSpec, HealthSpec, MountSpec
+from discovery.rules.schema.keys import GROUP_KEYS, HEALTH_KEYS, MOUNT_KEYS
+from discovery.rules.schema.reader import Reader, read_map
+from discovery.rules.schema.values import ENV_NAME, GROUP_FORBIDDEN, MIN_INTERVAL, RESERVED_ENV, path_problem
+from discovery.rules.templates import Placeholder, Template
+from discovery.rules.tree import Src, quote
+
+
+def read_group(r: Reader, src: Src, field: str) -> GroupSpec | None:
+    """``group: {vendor, type, name}``: three templates that must render to names Nomad accepts."""
+    keys = read_map(src, field, r.issues, GROUP_KEYS)
+    if keys is None:
+        return None
+    parts: dict[str, Template] = {}
+    for key in GROUP_KEYS:
+        if key not in keys:
+            r.error(src, f"{field}.{key}", "missing (a group needs vendor, type and name)")
+            continue
+        value = keys[key][1]
+        template = r.template(value, f"{field}.{key}", non_empty=True)
+        if template is None:
+            continue
+        bad = GROUP_FORBIDDEN.search(template.literal_text)
+        if bad:
+            r.error(value, f"{field}.{key}", f"{quote(template.text)} contains {bad.group()!r}: "
+                    "group names cannot hold '/', whitespace or control characters")  # fmt: skip
+            continue
+        parts[key] = template
+    if len(parts) != len(GROUP_KEYS):
+        return None
+    return GroupSpec(parts["vendor"], parts["type"], parts["name"])
+
+
+def read_permissions(r: Reader, src: Src, field: str) -> str | None:
+    """``permissions:``, normalised to the order ``rwm``."""
+    text = r.text(src, field)
+    if text is None:
+        return None
+    if not text or set(text) - set("rwm") or len(set(text)) != len(text):
+        r.error(src, field, f"{quote(text)}: permissions are a non-empty subset of 'rwm', e.g. 'rw'")
+        return None
+    return "".join(char for char in "rwm" if char in text)
+
+
+def read_env(r: Reader, src: Src, field: str) -> tuple[tuple[str, Template], ...]:
+    """``env:``: variable names a task may be given, each with its template."""
+    keys = read_map(src, field, r.issues, None)
+    if keys is None:
+        return ()
+    out = []
+    for name, (key_src, value) in keys.items():
+        sub = f"{field}.{name}"
+        if not ENV_NAME.match(name):
+            r.error(key_src, sub, f"{quote(name)} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)")
+            continue
+        if name in RESERVED_ENV:
+            r.error(key_src, sub, f"{name} is reserved: docker would switch to the NVIDIA runtime")
+            continue
+        if name.startswith("NOMAD_"):
+            r.error(key_src, sub, "NOMAD_ names belong to Nomad")
+            continue
+        template = r.template(value, sub)
+        if template is not None:
+            out.append((name, template))
+    return tuple(out)
+
+
+def read_mounts(r: Reader, src: Src, field: str) -> tuple[MountSpec, ...]:
+    """``mounts:``: host paths under /dev or /sys only, checked again when rendered."""
+    if src.kind != "seq":
+        r.error(src, field, f"expected a list of mounts, got {src.kind_name}")
+        return ()
+    out = []
+    for i, element in enumerate(src.elements()):
+        mount = _read_mount(r, element, f"{field}[{i}]")
+        if mount is not None:
+            out.append(mount)
+    return tuple(out)
+
+
+def _read_mount(r: Reader, src: Src, field: str) -> MountSpec | None:
+    keys = read_map(src, field, r.issues, MOUNT_KEYS)
+    if keys is None:
+        return None
+    if "host_path" not in keys:
+        r.error(src, f"{field}.host_path", "missing")
+        return None
+    host = _read_path(r, keys["host_path"][1], f"{field}.host_path", host=True)
+    task = host
+    if "task_path" in keys:
+        task = _read_path(r, keys["task_path"][1], f"{field}.task_path", host=False)
+    read_only = r.boolean(keys["read_only"][1] if "read_only" in keys else None, f"{field}.read_only", True)
+    if host is None or task is None:
+        return None
+    return MountSpec(host, task, read_only)
+
+
+def _read_path(r: Reader, src: Src, field: str, host: bool) -> Template | None:
+    template = r.template(src, field, non_empty=True)
+    if template is None:
+        return None
+    # Check the shape with every placeholder as a plain name; the rendered path is checked again.
+    probe = "".join("x" if isinstance(part, Placeholder) else part for part in template.parts)
+    # A placeholder cannot choose the root: "x" never makes "/dev/" or "/sys/" out of other text.
+    problem = path_problem(probe, host, shown=template.text)
+    if problem is not None:
+        r.error(src, field, problem)
+        return None
+    return template
+
+
+def read_health(r: Reader, src: Src, field: str) -> HealthSpec | None:
+    """``health:``: an argv list (never a shell string), its interval and timeout."""
+    keys = read_map(src, field, r.issues, HEALTH_KEYS)
+    if keys is None:
+        return None
+    command: list[Template] = []
+    ok = True
+    if "command" not in keys:
+        r.error(src, f"{field}.command", "missing")
+        ok = False
+    else:
+        command_src = keys["command"][1]
+        sub = f"{field}.command"
+        if command_src.is_scalar:
+            r.error(command_src, sub, 'an argv list, not a shell string: write ["/usr/bin/adb", "get-state"]')
+            ok = False
+        elif command_src.kind != "seq" or not command_src.elements():
+            r.error(command_src, sub, "expected a non-empty argv list")
+            ok = False
+        else:
+            for i, element in enumerate(command_src.elements()):
+                template = r.template(element, f"{sub}[{i}]", non_empty=(i == 0))
+                if template is None:
+                    ok = False
+                elif i == 0 and not template.is_static:
+                    r.error(element, f"{sub}[0]", "the program must be written out, not a placeholder")
+                    ok = False
+                else:
+                    command.append(template)
+    interval_src = keys["interval"][1] if "interval" in keys else None
+    timeout_src = keys["timeout"][1] if "timeout" in keys else None
+    interval = r.duration(interval_src, f"{field}.interval", DEFAULT_INTERVAL)
+    timeout = r.duration(timeout_src, f"{field}.timeout", DEFAULT_TIMEOUT)
+    if interval is not None and interval < MIN_INTERVAL:
+        r.error(interval_src, f"{field}.interval", f"must be at least {format_duration(MIN_INTERVAL)}")
+        interval = None
+    if timeout is not None and timeout <= 0:
+        r.error(timeout_src, f"{field}.timeout", "must be more than 0s")
+        ok = False
+    elif timeout is not None and interval is not None and timeout > interval:
+        longer = f"{format_duration(timeout)} is longer than the interval {format_duration(interval)}"
+        r.error(timeout_src or src, f"{field}.timeout", longer)
+        ok = False
+    if not ok or interval is None or timeout is None:
+        return None
+    return HealthSpec(tuple(command), interval, timeout)

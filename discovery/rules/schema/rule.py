@@ -1,0 +1,162 @@
+"""A whole rule, and the rules of a document: the validator's entry points, and conflicts between rules.
+
+The validator reads the positioned tree of ``discovery.rules.tree`` (YAML or plain data alike),
+checks every key and value, and reports every problem it finds into one ``Issues`` list, so a user
+fixes a file in one pass. A rule with any problem is left out; the caller refuses the whole source
+when there is any problem at all ("a rejected file changes nothing"). Each section of a rule has its
+own module: ``match``, ``attributes`` and ``outputs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from discovery.rules.errors import RuleIssue
+from discovery.rules.model import DEFAULT_PERMISSIONS, AttrSpec, GroupKey, Rule
+from discovery.rules.schema.attributes import read_attributes
+from discovery.rules.schema.keys import IGNORE_RULE_KEYS, MISPLACED_IN_RULE, RULE_KEYS
+from discovery.rules.schema.match import read_match
+from discovery.rules.schema.outputs import read_env, read_group, read_health, read_mounts, read_permissions
+from discovery.rules.schema.reader import Reader, read_map
+from discovery.rules.tree import Issues, Src, quote
+
+MAX_RULES = 10_000
+
+
+def rules_from_tree(root: Src, issues: Issues) -> list[Rule]:
+    """Rules of a whole YAML document: a mapping with one key, ``rules``, holding a list."""
+    if root.kind == "seq":
+        issues.add(root, "", "the top level is a list; put the rules under a 'rules:' key")
+        return []
+    before = len(issues.items)
+    top = read_map(root, "", issues, ("rules",))
+    if top is None:
+        return []
+    if "rules" not in top:
+        if len(issues.items) == before:  # an unknown or empty key already explains the absence
+            issues.add(root, "", "no 'rules:' list (write 'rules: []' for none)")
+        return []
+    return rules_from_list(top["rules"][1], issues, "rules")
+
+
+def rules_from_list(src: Src, issues: Issues, prefix: str) -> list[Rule]:
+    """Rules of a list of rule mappings; ``prefix`` starts each field path (``rules``)."""
+    if src.kind != "seq":
+        issues.add(src, prefix, f"expected a list of rules, got {src.kind_name}")
+        return []
+    elements = src.elements()
+    if len(elements) > MAX_RULES:
+        issues.add(src, prefix, f"{len(elements)} rules; the limit is {MAX_RULES}")
+        return []
+    rules = []
+    for index, element in enumerate(elements):
+        rule = read_rule(Reader(issues), element, index, f"{prefix}[{index}]")
+        if rule is not None:
+            rules.append(rule)
+    return rules
+
+
+def group_conflicts(rules: Sequence[Rule]) -> list[RuleIssue]:
+    """Rules that make the same static group with different attributes (one issue per later rule)."""
+    found: list[RuleIssue] = []
+    first: dict[GroupKey, Rule] = {}
+    for rule in rules:
+        if rule.ignore or rule.group is None:
+            continue
+        key = rule.group.static_key
+        if key is None:
+            continue
+        earlier = first.setdefault(key, rule)
+        if earlier is rule:
+            continue
+        difference = attribute_difference(earlier.attributes, rule.attributes)
+        if difference:
+            found.append(
+                RuleIssue(
+                    rule.source,
+                    rule.line,
+                    rule.column,
+                    f"{rule.field}.group",
+                    f"group {key} is also made by {earlier.describe()} with different attributes: "
+                    f"{difference} (a group has one set of attributes; give this group another name)",
+                )
+            )
+    return found
+
+
+def attribute_difference(there: Sequence[AttrSpec], here: Sequence[AttrSpec]) -> str | None:
+    """The first difference between two rules' attributes, in words, or None when they agree."""
+    theirs = {attr.key: attr for attr in there}
+    mine = {attr.key: attr for attr in here}
+    for key in sorted(set(theirs) | set(mine)):
+        a, b = theirs.get(key), mine.get(key)
+        if a is None and b is not None:
+            return f"{quote(key)} is set only here"
+        if b is None and a is not None:
+            return f"{quote(key)} is missing here"
+        if a is not None and b is not None and a.signature != b.signature:
+            return f"{quote(key)} is {a.describe()} there and {b.describe()} here"
+    return None
+
+
+def read_rule(r: Reader, src: Src, index: int, field: str) -> Rule | None:
+    """One rule from its source, or None when it has any problem (each one added to ``r.issues``)."""
+    before = len(r.issues.items)
+    keys = read_map(src, field, r.issues, RULE_KEYS, MISPLACED_IN_RULE)
+    if keys is None:
+        return None
+    value = {key: pair[1] for key, pair in keys.items()}
+    label = f"rule #{index + 1}"
+    if "name" in value:
+        label = r.text(value["name"], f"{field}.name", non_empty=True) or label
+    before_ignore = len(r.issues.items)
+    ignore = r.boolean(value.get("ignore"), f"{field}.ignore", False)
+    ignore_valid = len(r.issues.items) == before_ignore
+    conditions = read_match(r, value["match"], f"{field}.match") if "match" in value else ()
+    rule = Rule(
+        index=index,
+        label=label,
+        source=r.issues.source,
+        line=src.line,
+        column=src.column,
+        field=field,
+        conditions=conditions,
+        ignore=ignore,
+    )
+    # With a bad 'ignore' it is unknown what else the rule needs: report only that.
+    if ignore_valid and ignore:
+        for key, (key_src, _) in keys.items():
+            if key not in IGNORE_RULE_KEYS:
+                r.error(key_src, f"{field}.{key}", "an ignore rule takes only 'name' and 'match'")
+    elif ignore_valid and "group" not in value:
+        missing = "missing: every rule that is not 'ignore: true' needs a group with vendor, type and name"
+        r.error(src, f"{field}.group", missing)
+    elif ignore_valid:
+        rule = _with_outputs(r, rule, value, field)
+    if len(r.issues.items) > before:
+        return None
+    return rule
+
+
+def _with_outputs(r: Reader, rule: Rule, value: dict[str, Src], field: str) -> Rule:
+    """``rule`` with everything a non-ignore rule makes of its devices (errors go to ``issues``)."""
+    children = None
+    if "children" in value:
+        names = r.names(value["children"], f"{field}.children", allow_empty=True)
+        children = frozenset(names) if names is not None else None
+    permissions = DEFAULT_PERMISSIONS
+    if "permissions" in value:
+        permissions = read_permissions(r, value["permissions"], f"{field}.permissions") or DEFAULT_PERMISSIONS
+    return replace(
+        rule,
+        group=read_group(r, value["group"], f"{field}.group"),
+        attributes=read_attributes(r, value["attributes"], f"{field}.attributes") if "attributes" in value else (),
+        children=children,
+        permissions=permissions,
+        env=read_env(r, value["env"], f"{field}.env") if "env" in value else (),
+        mounts=read_mounts(r, value["mounts"], f"{field}.mounts") if "mounts" in value else (),
+        health=read_health(r, value["health"], f"{field}.health") if "health" in value else None,
+        reset=r.boolean(value.get("reset"), f"{field}.reset", False),
+        require_driver=r.boolean(value.get("require_driver"), f"{field}.require_driver", False),
+    )

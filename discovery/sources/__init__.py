@@ -1,0 +1,1 @@
+"""Where devices come from: the DeviceSource interface, the udev source and the pyusb fallback."""

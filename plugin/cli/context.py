@@ -1,0 +1,129 @@
+"""What every CLI subcommand shares: streams and styling, exit codes, one-line errors, rules and devices.
+
+Subcommands raise :class:`CliError` for anything a person did wrong or the machine lacks; the top of
+``plugin.cli.main`` turns it into ``nomad-device-usb: error: ...`` and its exit code. Rules are read with
+``discovery.rules.loader.load_rules`` and devices named and matched through ``discovery.inventory``: the
+CLI holds no second copy of that logic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TextIO
+
+from discovery.rules.errors import RulesError
+from discovery.inventory import DeviceAccessError, Entry, Inventory, enumerate_devices, find_devices, take_inventory
+from discovery.rules.loader import load_rules
+from discovery.rules.ruleset import RuleSet
+from plugin.cli.table import Style
+
+if TYPE_CHECKING:
+    from discovery.sources.base import DeviceSource
+
+PROG = "nomad-device-usb"
+RULES_ENV = "NOMAD_DEVICE_USB_RULES"
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # validation failed, rules rejected, device not found or ambiguous
+EXIT_USAGE = 2  # bad command line (argparse)
+EXIT_ENVIRONMENT = 3  # USB cannot be seen here: no udev and no usbfs access
+
+EXIT_CODES_HELP = f"""\
+exit codes:
+  {EXIT_OK}  success
+  {EXIT_FAILED}  failed: the rules file has errors or cannot be read, validate found errors, or DEVICE
+     matches no attached device (or several)
+  {EXIT_USAGE}  usage error: unknown subcommand or option, missing argument
+  {EXIT_ENVIRONMENT}  environment problem: USB devices cannot be listed here (no udev and no usable
+     libusb), or watch without udev"""
+
+
+class CliError(Exception):
+    """A one-line error for the person at the terminal, with the exit code it means."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Context:
+    """Streams, presentation settings and the device source of one CLI run."""
+
+    out: TextIO
+    err: TextIO
+    environ: Mapping[str, str]
+    style: Style
+    width: int | None
+    open_source: Callable[[], DeviceSource]
+
+    def print(self, line: str = "") -> None:
+        self.out.write(line + "\n")
+
+    def note(self, line: str) -> None:
+        """A remark for the person, on stderr, so stdout stays the command's output."""
+        self.err.write(f"{PROG}: {line}\n")
+
+    def print_json(self, value: object) -> None:
+        json.dump(value, self.out, indent=2, sort_keys=False, ensure_ascii=False)
+        self.out.write("\n")
+
+    # -- rules ----------------------------------------------------------------------------
+    def rules_path(self, given: str | None) -> str | None:
+        """The rules file to use: ``--rules``, else $NOMAD_DEVICE_USB_RULES, else none."""
+        if given:
+            return given
+        return self.environ.get(RULES_ENV) or None
+
+    def load_rules(self, path: str | None) -> RuleSet:
+        """The rules of ``path`` (an empty set without one); a rejected file is a one-line CliError."""
+        if path is None:
+            return RuleSet()
+        try:
+            return load_rules(path)
+        except RulesError as exc:
+            raise CliError(rules_error_line(path, exc)) from exc
+
+    # -- devices --------------------------------------------------------------------------
+    def inventory(self, rules: RuleSet) -> Inventory:
+        """Every attached device, named and matched as the plugin does; CliError(3) when USB is out of reach."""
+        source = self.open_source()
+        try:
+            devices = enumerate_devices(source)
+        except DeviceAccessError as exc:
+            raise CliError(str(exc), EXIT_ENVIRONMENT) from exc
+        finally:
+            source.close()
+        return take_inventory(rules, devices, source=source.name)
+
+    def resolve(self, inventory: Inventory, query: str) -> Entry:
+        """The one attached device ``query`` names; CliError listing candidates when it names none or several."""
+        found = find_devices(inventory, query)
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            count = len(inventory.entries)
+            raise CliError(
+                f"no attached USB device matches {query!r} ({count} attached; "
+                f"'{PROG} list' shows their IDs, VID:PIDs and ports)"
+            )
+        names = ", ".join(f"{e.id} (port {e.device.sys_name})" for e in found)
+        raise CliError(f"{query!r} matches {len(found)} attached devices: {names}; name one by its ID or port")
+
+
+def rules_error_line(path: str, exc: RulesError) -> str:
+    """A rejected rules file in one line: the problem, or the first of several and how to see them all."""
+    issues = exc.issues
+    if not issues:
+        return f"{path}: rejected"
+    if len(issues) == 1:
+        return str(issues[0])
+    return f"{path} has {len(issues)} errors, the first: {issues[0]} (all of them: {PROG} validate {quote_arg(path)})"
+
+
+def quote_arg(text: str) -> str:
+    """``text`` as one shell word, for commands we suggest to the reader."""
+    safe = all(c.isalnum() or c in "-_./:=+@%," for c in text)
+    return text if safe and text else "'" + text.replace("'", "'\"'\"'") + "'"

@@ -1,0 +1,118 @@
+"""``validate FILE``: every error with its line and column, then warnings against the attached devices.
+
+Errors come from ``load_rules`` (the loader the plugin uses), warnings from ``RuleSet.warnings_for``
+on the same inventory ``list`` shows. A file that cannot be read as rules at all (missing, a
+directory, binary, too large) is one line on stderr; a file with rule errors lists them on stdout,
+one per line, like a compiler. Exit 1 on any error (and on warnings with ``--strict``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from discovery.rules.errors import RuleIssue, RulesError
+from discovery.rules.loader import load_rules
+from discovery.rules.ruleset import RuleSet
+from plugin.cli.context import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, CliError, Context
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    path: str = args.file
+    try:
+        rules = load_rules(path)
+    except RulesError as exc:
+        return _rejected(ctx, args, path, list(exc.issues))
+    warnings: list[RuleIssue]
+    checked: int | None = None
+    skipped = ""
+    if args.no_devices:
+        warnings = rules.static_warnings()
+    else:
+        try:
+            inventory = ctx.inventory(rules)
+        except CliError as exc:
+            if exc.code != EXIT_ENVIRONMENT:
+                raise
+            # the file itself can still be checked where USB cannot be seen (a CI runner)
+            warnings, skipped = rules.static_warnings(), str(exc)
+        else:
+            checked = len(inventory.entries)
+            warnings = rules.warnings_for([e.device for e in inventory.entries], inventory.ids_by_sys_path())
+    warnings = _sorted(warnings)
+    failed = bool(warnings) and args.strict
+    if args.json:
+        ctx.print_json({
+            "file": path,
+            "valid": True,
+            "ok": not failed,
+            "rules": len(rules.rules),
+            "attached_devices": checked,
+            "errors": [],
+            "warnings": [_issue_json(w) for w in warnings],
+        })
+        return EXIT_FAILED if failed else EXIT_OK
+    if skipped:
+        ctx.note(f"warning: {skipped}; checking the file without devices")
+    for issue in warnings:
+        ctx.print(_issue_line(issue, "warning", ctx))
+    ctx.print(_summary(path, rules, warnings, checked, args.strict, ctx))
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _rejected(ctx: Context, args: argparse.Namespace, path: str, issues: list[RuleIssue]) -> int:
+    if args.json:
+        ctx.print_json({
+            "file": path,
+            "valid": False,
+            "ok": False,
+            "rules": None,
+            "attached_devices": None,
+            "errors": [_issue_json(i) for i in issues],
+            "warnings": [],
+        })
+        return EXIT_FAILED
+    if len(issues) == 1 and not issues[0].field and _unreadable(issues[0]):
+        raise CliError(str(issues[0]))
+    for issue in issues:
+        ctx.print(_issue_line(issue, "error", ctx))
+    count = len(issues)
+    ctx.print(ctx.style.paint(f"{path}: invalid, {count} error{'s' if count != 1 else ''}", "red", "bold"))
+    return EXIT_FAILED
+
+
+def _unreadable(issue: RuleIssue) -> bool:
+    """The file cannot be read as text at all: nothing to point at inside it."""
+    return issue.line is None or issue.message.startswith("not UTF-8")
+
+
+def _sorted(issues: list[RuleIssue]) -> list[RuleIssue]:
+    return sorted(issues, key=lambda i: (i.line if i.line is not None else 0, i.column or 0))
+
+
+def _issue_line(issue: RuleIssue, severity: str, ctx: Context) -> str:
+    where = issue.file
+    if issue.line is not None:
+        where += f":{issue.line}"
+        if issue.column is not None:
+            where += f":{issue.column}"
+    label = ctx.style.paint(severity, "red" if severity == "error" else "yellow", "bold")
+    field = f" {issue.field}:" if issue.field else ""
+    return f"{where}: {label}:{field} {issue.message}"
+
+
+def _issue_json(issue: RuleIssue) -> dict[str, object]:
+    return {"file": issue.file, "line": issue.line, "column": issue.column, "field": issue.field or None,
+            "message": issue.message}
+
+
+def _summary(path: str, rules: RuleSet, warnings: list[RuleIssue], checked: int | None, strict: bool,
+             ctx: Context) -> str:
+    count = len(rules.rules)
+    text = f"{path}: valid, {count} rule{'s' if count != 1 else ''}"
+    if warnings:
+        text += f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}"
+        if strict:
+            text += " (--strict: warnings fail)"
+    text += f" (checked against {checked} attached device{'s' if checked != 1 else ''})" if checked is not None \
+        else " (not checked against devices)"
+    return ctx.style.paint(text, "red" if warnings and strict else ("yellow" if warnings else "green"))

@@ -1,0 +1,100 @@
+"""`list`: every attached device with its stable ID, nodes and the rule that takes it, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+
+from cli_support import ROOT, RULES, golden, run_cli, world  # noqa: F401  (world is a fixture)
+
+from discovery.inventory import take_inventory
+from discovery.rules.loader import load_rules
+from discovery.fake.testbed import Testbed, load_fixture
+from discovery.sources.udev import UdevSource
+
+
+def test_list_table_matches_golden(world: Testbed) -> None:
+    """The table at 100 columns: rows in port order, narrow columns dropped, the footer counts."""
+    run = run_cli("list", "--rules", RULES, columns=100)
+    assert (run.code, run.err) == (0, "")
+    golden("list.txt", run.out)
+
+
+def test_list_wide_table_matches_golden(world: Testbed) -> None:
+    """--wide shows every column uncut whatever the width."""
+    run = run_cli("list", "--rules", RULES, "--wide", columns=60)
+    assert run.code == 0
+    golden("list-wide.txt", run.out)
+
+
+def test_list_json_matches_golden(world: Testbed) -> None:
+    """--json gives every device with ids, strings, nodes and its match."""
+    run = run_cli("list", "--rules", RULES, "--json")
+    assert run.code == 0
+    golden("list.json", run.out)
+
+
+def test_list_fits_the_terminal_width(world: Testbed) -> None:
+    """No line is longer than COLUMNS, for narrow and wide terminals alike."""
+    for columns in (60, 80, 100, 140):
+        run = run_cli("list", "--rules", RULES, columns=columns)
+        table = run.out.split("\n\n")[0].splitlines()
+        assert max(len(line) for line in table) <= columns, columns
+
+
+def test_list_without_rules_says_no_rule(world: Testbed) -> None:
+    """Without a rules file every device is listed, each with "no rule", and the footer says how to give one."""
+    run = run_cli("list", "--wide")
+    assert run.code == 0
+    rows = run.out.splitlines()[1:12]
+    assert len(rows) == 11 and all("no rule" in row for row in rows)
+    assert "no rules file: give --rules FILE" in run.out
+
+
+def test_list_rules_from_environment(world: Testbed) -> None:
+    """$NOMAD_DEVICE_USB_RULES stands in for --rules."""
+    run = run_cli("list", "--json", environ={"NOMAD_DEVICE_USB_RULES": RULES})
+    assert json.loads(run.out)["rules_file"] == RULES
+
+
+def test_list_ids_and_matches_are_the_plugins(world: Testbed) -> None:
+    """Every row's ID and group are what the plugin's DeviceTable snapshot gives (serial-less twins by port)."""
+    rules = load_rules(RULES)
+    inventory = take_inventory(rules, UdevSource().enumerate())
+    expected = {e.id: ("/".join(e.state.group) if e.state else None) for e in inventory.entries}
+    devices = json.loads(run_cli("list", "--rules", RULES, "--json").out)["devices"]
+    listed = {d["id"]: d["match"]["group"] for d in devices}
+    assert listed == expected
+    twins = [i for i in listed if i.startswith("usb-1a86-7523-port-")]
+    assert len(twins) == 3
+
+
+def test_list_statuses_cover_matched_ignored_and_unmatched(world: Testbed) -> None:
+    """The hub and keyboard are ignored by their rule, the ST-Link has no rule, the rest are matched."""
+    devices = {d["vid_pid"] + "@" + d["sys_name"]: d["match"]
+               for d in json.loads(run_cli("list", "--rules", RULES, "--json").out)["devices"]}
+    assert devices["05e3:0610@1-5"]["status"] == "ignored" and devices["05e3:0610@1-5"]["rule"]["name"] == "hubs"
+    assert devices["046d:c31c@1-9"]["rule"]["name"] == "keyboards and mice"
+    assert devices["0483:374b@1-5.2"] == {"status": "unmatched", "group": None, "rule": None, "healthy": None,
+                                          "reason": None}
+    assert devices["0403:6001@1-2"]["group"] == "ftdi/serial/ft232r" and devices["0403:6001@1-2"]["healthy"]
+
+
+def test_list_empty_world_says_so(testbed: Testbed) -> None:
+    """With nothing attached the table is replaced by one sentence, and JSON has an empty list."""
+    assert run_cli("list").out == "no USB devices attached\n"
+    assert json.loads(run_cli("list", "--json").out)["devices"] == []
+
+
+def test_list_marks_unhealthy_devices(testbed: Testbed) -> None:
+    """A device whose rule requires a driver shows the reason when its driver is unbound."""
+    handle = testbed.plug(load_fixture("ftdi-ft232r"))
+    testbed.unbind(handle, 0)
+    run = run_cli("list", "--rules", str(ROOT / RULES), "--json")
+    ftdi = json.loads(run.out)["devices"][0]["match"]
+    assert (ftdi["healthy"], ftdi["reason"]) == (False, "no driver bound")
+
+
+def test_color_always_paints_the_table(world: Testbed) -> None:
+    """--color=always puts escape codes in the table (bold headers, dim/yellow results)."""
+    out = run_cli("--color=always", "list", "--rules", RULES).out
+    assert "\x1b[1mID\x1b[0m" in out and "\x1b[2mignored\x1b[0m" in out and "\x1b[33mno rule\x1b[0m" in out

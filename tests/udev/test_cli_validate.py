@@ -1,0 +1,116 @@
+"""`validate FILE`: errors with line and column (exit 1), warnings against attached devices (exit 0)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_support import RULES, NoUsbSource, golden, run_cli, world  # noqa: F401  (world is a fixture)
+
+from discovery.fake.testbed import Testbed
+
+BROKEN = """\
+rules:
+  - name: typos
+    match: {vendor_id: zz12, serail: A5}
+    group: {vendor: a/b, type: serial, name: x}
+  - match: {vendor_id: 0403}
+    group: {vendor: ftdi, type: serial, name: "{serial"}
+    permissions: rwx
+"""
+
+
+def test_validate_warnings_match_golden(world: Testbed) -> None:
+    """A valid file: shadowed rule, placeholder typo and a rule that matches nothing attached are warnings, exit 0."""
+    run = run_cli("validate", RULES)
+    assert (run.code, run.err) == (0, "")
+    golden("validate.txt", run.out)
+
+
+def test_validate_json_matches_golden(world: Testbed) -> None:
+    """--json: valid, the rule count, the attached-device count and each warning with line and column."""
+    run = run_cli("validate", RULES, "--json")
+    assert run.code == 0
+    golden("validate.json", run.out)
+
+
+def test_validate_errors_match_golden(world: Testbed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every error of a broken file, one per line with line, column and field, then a count; exit 1."""
+    monkeypatch.chdir(tmp_path)
+    Path("broken.yaml").write_text(BROKEN)
+    run = run_cli("validate", "broken.yaml")
+    assert (run.code, run.err) == (1, "")
+    golden("validate-errors.txt", run.out)
+    as_json = json.loads(run_cli("validate", "broken.yaml", "--json").out)
+    assert (as_json["valid"], len(as_json["errors"])) == (False, 5)
+    assert as_json["errors"][0] == {"file": "broken.yaml", "line": 3, "column": 24, "field": "rules[0].match.vendor_id",
+                                    "message": '"zz12" is not a hex USB id'}
+
+
+def test_validate_strict_fails_on_warnings(world: Testbed) -> None:
+    """--strict turns warnings into exit 1."""
+    assert run_cli("validate", "--strict", RULES).code == 1
+
+
+def test_validate_clean_file_is_ok_even_strict(world: Testbed, tmp_path: Path) -> None:
+    """A file whose every rule takes an attached device and wins: no warnings, exit 0 with --strict."""
+    clean = tmp_path / "clean.yaml"
+    clean.write_text("rules:\n  - match: {vendor_id: 0403}\n    group: {vendor: ftdi, type: serial, name: any}\n")
+    run = run_cli("validate", "--strict", str(clean))
+    assert run.code == 0
+    assert run.out == f"{clean}: valid, 1 rule (checked against 11 attached devices)\n"
+
+
+def test_validate_no_devices_skips_device_warnings(world: Testbed) -> None:
+    """--no-devices keeps the file's own warnings and drops "matches none of the attached devices"."""
+    out = run_cli("validate", "--no-devices", RULES).out
+    assert "can never win" in out and "did you mean {port}" in out
+    assert "matches none" not in out
+    assert out.splitlines()[-1] == f"{RULES}: valid, 10 rules, 2 warnings (not checked against devices)"
+
+
+def test_validate_group_disagreement_is_a_warning(world: Testbed, tmp_path: Path) -> None:
+    """Devices of one group that would give it different attributes are a group collision warning."""
+    rules = tmp_path / "collide.yaml"
+    rules.write_text(
+        "rules:\n"
+        "  - match: {subsystem: tty}\n"
+        "    group: {vendor: usb, type: serial, name: all}\n"
+        "    attributes: {model: \"{product_id}\"}\n"
+    )
+    run = run_cli("validate", str(rules))
+    assert run.code == 0
+    assert "group usb/serial/all gets different attributes from its devices" in run.out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such file"),
+        ("dir", "is a directory, not a rules file"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not UTF-8 text (byte 0x89)"),
+        (b"", "empty file"),
+    ],
+    ids=["missing", "directory", "binary", "empty"],
+)
+def test_validate_unreadable_file_is_one_line(world: Testbed, tmp_path: Path, content: bytes | str | None,
+                                              message: str) -> None:
+    """A missing file, a directory, a binary or an empty file: one line on stderr, nothing on stdout, exit 1."""
+    path = tmp_path / "rules.yaml"
+    if content == "dir":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    run = run_cli("validate", str(path))
+    assert (run.code, run.out) == (1, "")
+    assert run.err.startswith(f"nomad-device-usb: error: {path}") and message in run.err
+    assert run.err.count("\n") == 1 and "Traceback" not in run.err
+
+
+def test_validate_without_usb_access_still_checks_the_file(world: Testbed) -> None:
+    """Where USB cannot be listed (exit 3 elsewhere), validate checks the file alone and says so."""
+    run = run_cli("validate", RULES, open_source=NoUsbSource)
+    assert run.code == 0
+    assert "checking the file without devices" in run.err
+    assert run.out.splitlines()[-1].endswith("(not checked against devices)")

@@ -1,0 +1,153 @@
+"""The event loop's timing with an injected clock and an in-memory source: debounce, its cap, unplug grace.
+
+Time moves only when a test says so. The loop still runs on its own thread and wakes on the
+source's descriptor, as it does on udev's; ``settle`` rings the source twice and waits until the
+loop has emptied it both times, so the step that saw the new time has finished and a test can say
+"no snapshot yet" without sleeping.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from rules_factories import make_device
+
+from discovery.fake.memory_source import MemorySource
+from discovery.model import UsbDevice
+from discovery.rules.loader import parse_rules
+from discovery.snapshot import Snapshot
+from discovery.watcher import MAX_DEBOUNCE_FACTOR, Discovery
+
+DEBOUNCE = 1.0
+GRACE = 60.0
+DEADLINE_S = 5.0  # real seconds: how long a test waits for the loop before it fails
+RULES = parse_rules("rules:\n  - match: {vendor_id: 18d1}\n    group: {vendor: google, type: phone, name: pixel}\n")
+
+
+class FakeTime:
+    """A monotonic and a wall clock that move together, and only when ``advance`` is called."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._now = 0.0
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return 5_000.0 + self._now
+
+    def wall(self) -> float:
+        with self._lock:
+            return 1_700_000_000.0 + self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds
+
+
+class Loop:
+    """A started Discovery over a MemorySource, with the time it reads."""
+
+    def __init__(self, devices: list[UsbDevice]) -> None:
+        self.time = FakeTime()
+        self.source = MemorySource(devices)
+        self.discovery = Discovery(
+            self.source, lambda: RULES, debounce=DEBOUNCE, unplugged_grace=GRACE,
+            clock=self.time.monotonic, wall=self.time.wall,
+        )
+        self.first = self.discovery.start()
+
+    def settle(self) -> Snapshot:
+        """Let the loop handle everything so far at the current time; the snapshot it left."""
+        for _ in range(2):  # the second drain starts only after the step of the first has ended
+            drained = self.source.drained
+            self.source.ring()
+            assert self.source.wait_drained(drained + 1, DEADLINE_S), "the discovery loop did not go round"
+        return self.discovery.current()
+
+    def after(self, seconds: float) -> Snapshot:
+        """Move time on and let the loop see it."""
+        self.time.advance(seconds)
+        return self.settle()
+
+    def plug(self, device: UsbDevice) -> Snapshot:
+        """Plug ``device`` now; the loop has seen its event before time moves on."""
+        self.source.plug(device)
+        return self.settle()
+
+    def unplug(self, device: UsbDevice) -> Snapshot:
+        self.source.unplug(device.sys_path)
+        return self.settle()
+
+
+def phone(n: int) -> UsbDevice:
+    return make_device(sys_path=f"/sys/devices/pci0000:00/0000:00:14.0/usb1/1-{n}", sys_name=f"1-{n}",
+                       devnum=n, serial=f"PHONE{n}", device_node=None)
+
+
+def ids(snapshot: Snapshot) -> set[str]:
+    return set(snapshot.devices)
+
+
+@pytest.fixture
+def loop() -> Iterator[Loop]:
+    w = Loop([])
+    try:
+        yield w
+    finally:
+        w.discovery.stop()
+
+
+def test_watcher_publishes_a_burst_once_when_the_window_closes(loop: Loop) -> None:
+    """Events within the debounce window become one snapshot, published when the window closes."""
+    assert loop.plug(phone(1)).version == loop.first.version
+    loop.time.advance(0.5)
+    assert loop.plug(phone(2)).version == loop.first.version  # the window now ends 1.5 s after the first event
+    assert loop.after(0.9).version == loop.first.version
+    published = loop.after(0.2)
+    assert published.version == loop.first.version + 1
+    assert ids(published) == {"usb-18d1-4ee7-PHONE1", "usb-18d1-4ee7-PHONE2"}
+
+
+def test_watcher_window_is_capped_under_a_steady_trickle(loop: Loop) -> None:
+    """Events that keep coming still publish MAX_DEBOUNCE_FACTOR windows after the first one."""
+    cap = DEBOUNCE * MAX_DEBOUNCE_FACTOR
+    step = DEBOUNCE / 2  # each event comes before the last one's window would close
+    elapsed = 0.0
+    plugged = 0
+    while True:
+        plugged += 1
+        assert loop.plug(phone(plugged)).version == loop.first.version, f"published early, at {elapsed} s"
+        if elapsed + step >= cap:
+            break  # without the cap, this last event would hold the snapshot back past it
+        assert loop.after(step).version == loop.first.version, f"published early, at {elapsed + step} s"
+        elapsed += step
+    published = loop.after(cap - elapsed)
+    assert published.version == loop.first.version + 1
+    assert len(published.devices) == plugged
+
+
+def test_watcher_keeps_an_unplugged_device_for_the_grace_period(loop: Loop) -> None:
+    """An unplugged device stays, unhealthy ("unplugged"), until the grace period ends; then it is dropped."""
+    loop.plug(phone(1))
+    (device_id,) = ids(loop.after(DEBOUNCE))
+    loop.unplug(phone(1))
+    gone = loop.after(DEBOUNCE)
+    state = gone.devices[device_id]
+    assert (state.present, state.healthy, state.reason) == (False, False, "unplugged")
+    assert loop.after(GRACE - 1.0).version == gone.version
+    dropped = loop.after(1.0)
+    assert dropped.version == gone.version + 1 and ids(dropped) == set()
+
+
+def test_watcher_replug_within_grace_keeps_the_id(loop: Loop) -> None:
+    """A device back before its grace period ends is the same device: same ID, healthy, one replug."""
+    loop.plug(phone(1))
+    (device_id,) = ids(loop.after(DEBOUNCE))
+    loop.unplug(phone(1))
+    loop.after(DEBOUNCE)
+    loop.time.advance(GRACE / 2)
+    loop.plug(phone(1))
+    back = loop.after(DEBOUNCE).devices[device_id]
+    assert (back.present, back.healthy, back.replug_count) == (True, True, 1)
