@@ -5,7 +5,7 @@ job "android-tests" {
 
   group "tests" {
     task "instrumentation" {
-      # docker and exec hand the USB node (/dev/bus/usb/BBB/DDD) to the task; adb inside the
+      # docker (and exec on Nomad >= 1.9.0) hand the USB node (/dev/bus/usb/BBB/DDD) to the task; adb inside the
       # task then sees exactly the reserved phone. ANDROID_SERIAL is set by the rule's env.
       driver = "docker"
 

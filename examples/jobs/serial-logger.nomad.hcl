@@ -3,6 +3,8 @@
 job "serial-logger" {
   group "logger" {
     task "picocom" {
+      # exec creates the reserved nodes in the task, but only Nomad >= 1.9.0 lets the task open
+      # them (upstream fix #22518); on older clients use docker, which honours the permissions.
       driver = "exec"
 
       config {
