@@ -1,6 +1,7 @@
 # Runs an instrumentation test suite on any Pixel 7 attached to a client.
 # The rules file publishes phones as google/phone/pixel-7 (examples/rules.yaml).
 job "android-tests" {
+  datacenters = ["dc1"]  # required before Nomad 1.5; later versions default to all
   type = "batch"
 
   group "tests" {

@@ -1,6 +1,7 @@
 # Flashes firmware onto one specific Arduino Uno, picked by its stable device ID
 # (`nomad-device-usb list` shows the IDs; they survive replugs and restarts).
 job "flash-board" {
+  datacenters = ["dc1"]  # required before Nomad 1.5; later versions default to all
   type = "batch"
 
   group "flash" {

@@ -1,6 +1,7 @@
 # Logs two serial adapters at once, constrained on attributes the plugin publishes for every group:
 # vendor_id/product_id are integers (0x0403 = 1027), so write them in decimal in a job.
 job "serial-logger" {
+  datacenters = ["dc1"]  # required before Nomad 1.5; later versions default to all
   group "logger" {
     task "picocom" {
       # exec creates the reserved nodes in the task, but only Nomad >= 1.9.0 lets the task open
