@@ -60,15 +60,19 @@ def wait_value(what: str, fetch: Any, timeout: float) -> Any:
     raise AssertionError(f"{what}: nothing within {timeout:.0f} s")
 
 
-def list_json(client: Client, rules_file: str) -> dict[str, Any]:
-    """``nomad-device-usb list --json`` in the client's fake world, asking that client's agent."""
+def list_output(client: Client, rules_file: str, *args: str) -> str:
+    """``nomad-device-usb list`` in the client's fake world, asking that client's agent."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOMAD_")}
     env.update(client.world.env())
     env["NOMAD_ADDR"] = f"http://127.0.0.1:{client.agent.http_port}"
-    done = subprocess.run([plugin_executable(), "list", "--json", "--rules", rules_file], env=env,
+    done = subprocess.run([plugin_executable(), "list", "--rules", rules_file, *args], env=env,
                           capture_output=True, text=True, timeout=CLI_S, check=False)
     assert done.returncode == 0 and done.stderr == "", done.stderr
-    return json.loads(done.stdout)
+    return done.stdout
+
+
+def list_json(client: Client, rules_file: str) -> dict[str, Any]:
+    return json.loads(list_output(client, rules_file, "--json"))
 
 
 def nomad_cli(client: Client, *args: str) -> str:
@@ -91,15 +95,15 @@ def test_farm_board_readings_and_holder_on_a_real_agent(
     """Readings show in the node's and the allocation's device stats with units; list names the holder until it stops."""
     client = cluster.clients["client1"]
     device = board_id("FARM01")
-    plugged = time.monotonic()
     client.world.plug(boards.make("FARM01"))
     wait_instances(cluster, "client1", GROUP, lambda ids: ids.get(device) is True)
+    on_node = time.monotonic()
 
     node_stats = wait_value("the board's readings in /v1/client/stats", lambda: reading(
         device_stats(client.agent.api.get("/v1/client/stats")[0].get("DeviceStats"), device), "vbus"), STATS_S)
     assert node_stats == (5.02, "V")
-    report.notes.append(f"farm board plugged -> its readings in the client's /v1/client/stats: "
-                        f"{time.monotonic() - plugged:.1f} s")
+    report.notes.append(f"farm board on the server's node -> its readings in the client's /v1/client/stats: "
+                        f"{time.monotonic() - on_node:.1f} s")
     host = client.agent.api.get("/v1/client/stats")[0]
     stats = device_stats(host.get("DeviceStats"), device)
     assert reading(stats, "temp") == (41.5, "C") and reading(stats, "resets") == (2, "")
@@ -115,6 +119,10 @@ def test_farm_board_readings_and_holder_on_a_real_agent(
     (entry,) = [d for d in held["devices"] if d["id"] == device]
     assert [(a["alloc_id"], a["job"], a["task_group"], a["task"], a["client_status"]) for a in entry["allocations"]] \
         == [(alloc["ID"], job, "boards", "task", "running")]
+    table = list_output(client, str(rules_file), "--wide").splitlines()
+    row = next(line for line in table if line.startswith(device))
+    assert row.endswith(f"farm-board/boards {alloc['ID'][:8]}"), table
+    report.notes.append(f"nomad-device-usb list --wide, held board: {' '.join(row.split())} / {table[-1]}")
 
     alloc_stats = wait_value("the board's readings in the allocation's stats", lambda: reading(device_stats(
         (client.agent.api.get(f"/v1/client/allocation/{alloc['ID']}/stats")[0].get("ResourceUsage") or {})
