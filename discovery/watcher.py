@@ -363,7 +363,6 @@ class Discovery:
             self._table.set_health(dev_id, result)
             self._health_changed = True
 
-
     # -- stats commands -------------------------------------------------------------------
     def _schedule_stats(self, now: float) -> None:
         wanted = dict(self._table.stats_commands())

@@ -8,9 +8,9 @@ summary becomes the device's summary, which ``nomad node status`` and ``nomad al
 
 from __future__ import annotations
 
-from google.protobuf import timestamp_pb2, wrappers_pb2
-
 from collections.abc import Mapping
+
+from google.protobuf import timestamp_pb2, wrappers_pb2
 
 from discovery.readings import Reading, ReadingsResult
 from discovery.snapshot import DeviceState, Group, Snapshot
@@ -63,7 +63,8 @@ def _device_stats(
         nested["readings"] = stats_pb2.StatObject(
             attributes={name: _reading(value) for name, value in readings.readings.items()}
         )
-        attrs["seconds_since_readings"] = _int(max(0, int(now - readings.taken_at)), "s", "time since the stats command ran")
+        age = max(0, int(now - readings.taken_at))
+        attrs["seconds_since_readings"] = _int(age, "s", "time since the stats command last ran")
         if readings.error is not None:
             attrs["readings_error"] = _str(readings.error.message, "why the last run gave no readings")
         wanted = state.match.stats.summary if state.match.stats is not None else None

@@ -1,4 +1,4 @@
-"""What a validated rule is: immutable records for a rule, its group, attributes, mounts, health check and stats command.
+"""What a validated rule is: immutable records for a rule, its group, attributes, mounts, health and stats commands.
 
 ``discovery.rules.schema`` builds these from input; ``discovery.rules.matching`` renders them per device.
 """

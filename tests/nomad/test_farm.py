@@ -1,4 +1,4 @@
-"""Nomad tier: a device farm as an operator sees it, on a real agent: readings in Nomad's device stats, and who holds what.
+"""Nomad tier: a device farm on a real agent: readings in Nomad's device stats, and who holds what.
 
 The board's rule has a stats command; its readings must show, with their units, where Nomad shows
 device stats (the client's /v1/client/stats, the allocation's stats, ``nomad node status -stats``
@@ -92,7 +92,7 @@ def lines_with(text: str, needle: str) -> list[str]:
 def test_farm_board_readings_and_holder_on_a_real_agent(
     cluster: Cluster, boards: Boards, rules_file: Any, report: Report
 ) -> None:
-    """Readings show in the node's and the allocation's device stats with units; list names the holder until it stops."""
+    """Readings show in the node's and the allocation's device stats with units; list names the holder until it ends."""
     client = cluster.clients["client1"]
     device = board_id("FARM01")
     client.world.plug(boards.make("FARM01"))
@@ -136,8 +136,10 @@ def test_farm_board_readings_and_holder_on_a_real_agent(
     assert any(line.endswith("5.02 V") for line in summary_lines), node_text
     assert "readings.vbus = 5.02 V" in lines_with(node_text, "readings.vbus"), node_text
     assert "readings.temp = 41.5 C" in lines_with(alloc_text, "readings.temp"), alloc_text
-    report.notes.append(f"nomad node status -self -stats: {' / '.join(summary_lines + lines_with(node_text, 'readings.'))}")
-    report.notes.append(f"nomad alloc status -stats: {' / '.join(lines_with(alloc_text, qualified) + lines_with(alloc_text, 'readings.'))}")
+    node_seen = summary_lines + lines_with(node_text, "readings.")
+    alloc_seen = lines_with(alloc_text, qualified) + lines_with(alloc_text, "readings.")
+    report.notes.append(f"nomad node status -self -stats: {' / '.join(node_seen)}")
+    report.notes.append(f"nomad alloc status -stats: {' / '.join(alloc_seen)}")
 
     stopped = time.monotonic()
     cluster.stop_job(job)

@@ -1,4 +1,4 @@
-"""`list` and `explain` name the allocation holding each device, asked of a small local server that answers as a Nomad agent.
+"""`list` and `explain` name the allocation holding each device, asked of a local server answering as a Nomad agent.
 
 The server speaks the three endpoints the CLI reads (agent self, the node's allocations) in the
 shapes Nomad's HTTP API uses; the Nomad tier asks a real agent the same questions.

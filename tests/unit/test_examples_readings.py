@@ -73,7 +73,8 @@ def test_android_battery_scales_level_and_leaves_out_what_the_phone_does_not_say
     ("stdout", "code", "stderr", "message"),
     [
         pytest.param("", 1, "adb: device offline", "exit 1: adb: device offline", id="offline"),
-        pytest.param("Can't find service: battery\n", 0, "", "exit 1: android-battery: no battery level in dumpsys output", id="no-level"),
+        pytest.param("Can't find service: battery\n", 0, "",
+                     "exit 1: android-battery: no battery level in dumpsys output", id="no-level"),
     ],
 )
 def test_android_battery_fails_with_the_reason(tmp_path: Path, stdout: str, code: int, stderr: str,

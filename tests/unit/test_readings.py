@@ -1,4 +1,4 @@
-"""parse_readings and unit_of: a stats command's JSON becomes typed readings; anything doubtful is left out, never guessed."""
+"""parse_readings and unit_of: a stats command's JSON becomes typed readings; anything doubtful is left out."""
 
 from __future__ import annotations
 

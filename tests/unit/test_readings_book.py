@@ -14,7 +14,8 @@ BAD_TEMP = ReadingsResult({"level": Reading(80)}, problems=(Problem("reading:tem
 
 
 def warnings(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
-    return [(r.device_id, r.problem) for r in caplog.records if r.levelno == logging.WARNING]  # type: ignore[attr-defined]
+    found = [r for r in caplog.records if r.levelno == logging.WARNING]
+    return [(r.device_id, r.problem) for r in found]  # type: ignore[attr-defined]
 
 
 def test_readings_book_logs_each_problem_once_per_device(caplog: pytest.LogCaptureFixture) -> None:

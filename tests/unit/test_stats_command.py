@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -35,10 +36,11 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_stats_command_timeout_kills_the_process_group(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_stats_command_timeout_kills_the_process_group(tmp_path: Path) -> None:
     """A hanging command and its children are killed at the timeout: no readings, the reason says so."""
     pid_file = tmp_path / "child.pid"
-    code = (f"import subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+    code = ("import subprocess, sys, time; "
+            "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
             f"open({str(pid_file)!r}, 'w').write(str(c.pid)); time.sleep(60)")
     result = run_stats_command(py(code), 2.0)
     assert result.readings == {} and result.error is not None

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from rules_factories import make_device
@@ -182,7 +183,7 @@ def runs_of(discovery: Discovery, device_id: str, runs: int) -> bool:
     return False
 
 
-def test_watcher_runs_stats_commands_on_their_interval_and_forgets_departed_devices(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_watcher_runs_stats_commands_on_their_interval_and_forgets_departed_devices(tmp_path: Path) -> None:
     """The command runs at start, again only once its interval has passed, and an unplug forgets its readings."""
     loop = Loop([phone(1)], counting_rules(str(tmp_path / "runs")))
     discovery, time_ = loop.discovery, loop.time
