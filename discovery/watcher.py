@@ -15,11 +15,13 @@ debounce window closes, so reordered or coalesced events cannot leave a stale pi
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import select
 import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -375,7 +377,7 @@ class Discovery:
                 command = match.stats
                 assert command is not None
                 self._stats_running.add(dev_id)
-                self._stats_due[dev_id] = now + command.interval
+                self._stats_due[dev_id] = next_in_phase(now, command.interval, dev_id)
                 self._health_pool.submit(self._run_stats, dev_id, command.argv, command.timeout, command.summary)
 
     def _run_stats(self, dev_id: str, argv: tuple[str, ...], timeout: float, summary: str | None) -> None:
@@ -396,6 +398,18 @@ class Discovery:
             self._stats_running.discard(dev_id)
             if dev_id in self._stats_due:  # still wanted: not unplugged or dropped by a reload meanwhile
                 self._readings.record(dev_id, result, summary)
+
+
+def next_in_phase(now: float, interval: float, key: str) -> float:
+    """When ``key``'s command runs next: on its own phase of the interval, at least half an interval from now.
+
+    Devices that appear together (all of them at start, or after a rules reload) would otherwise run
+    their commands in step: a burst of 200 adb calls every interval. A phase taken from the device
+    ID spreads them evenly over the interval, and keeps each device's runs an interval apart.
+    """
+    phase = zlib.crc32(key.encode()) / 2**32 * interval
+    turns = math.ceil((now + interval / 2 - phase) / interval)
+    return phase + turns * interval
 
 
 def log_changes(old: Snapshot, new: Snapshot) -> None:

@@ -23,7 +23,7 @@ from discovery.readings import Reading
 from discovery.rules.loader import parse_rules
 from discovery.rules.ruleset import RuleSet
 from discovery.snapshot import Snapshot
-from discovery.watcher import MAX_DEBOUNCE_FACTOR, Discovery
+from discovery.watcher import MAX_DEBOUNCE_FACTOR, Discovery, next_in_phase
 
 DEBOUNCE = 1.0
 GRACE = 60.0
@@ -189,15 +189,32 @@ def test_watcher_runs_stats_commands_on_their_interval_and_forgets_departed_devi
     discovery, time_ = loop.discovery, loop.time
     try:
         (device_id,) = ids(loop.first)
-        assert runs_of(discovery, device_id, 1)
+        assert runs_of(discovery, device_id, 1)  # at once: the first readings come without waiting
         assert discovery.readings()[device_id].taken_at == time_.wall()
-        loop.after(STATS_INTERVAL - 1.0)
+        second = next_in_phase(time_.monotonic(), STATS_INTERVAL, device_id) - time_.monotonic()
+        loop.after(second - 1.0)
         assert discovery.readings()[device_id].readings["runs"] == Reading(1)  # not due yet
         loop.after(1.0)
         assert runs_of(discovery, device_id, 2)
+        loop.after(STATS_INTERVAL - 1.0)
+        assert discovery.readings()[device_id].readings["runs"] == Reading(2)
+        loop.after(1.0)
+        assert runs_of(discovery, device_id, 3)  # from then on, one interval apart
         assert ids(discovery.current()) == {device_id} and discovery.current().version == loop.first.version
         loop.unplug(phone(1))
         loop.after(DEBOUNCE)
         assert device_id not in discovery.readings()
     finally:
         discovery.stop()
+
+
+def test_next_in_phase_spreads_devices_over_the_interval() -> None:
+    """Runs land at least half an interval ahead, one interval apart per device, and 200 devices fill the interval."""
+    interval = 5.0
+    for key in ("usb-0403-6001-A1", "usb-18d1-4ee7-PHONE7"):
+        first = next_in_phase(1000.0, interval, key)
+        assert 1000.0 + interval / 2 <= first < 1000.0 + 1.5 * interval
+        assert next_in_phase(first, interval, key) == pytest.approx(first + interval)
+    phases = sorted(next_in_phase(0.0, interval, f"usb-0403-6001-FT{n:04d}") % interval for n in range(200))
+    gaps = [b - a for a, b in zip(phases, phases[1:], strict=False)]
+    assert max(gaps) < interval / 20  # no stretch of the interval without runs; no burst of all 200 at once
