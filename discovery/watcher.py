@@ -36,6 +36,7 @@ from discovery.stats_command import run_stats_command
 from discovery.table import DeviceTable
 
 if TYPE_CHECKING:
+    from discovery.rules.matching import Match
     from discovery.rules.ruleset import RuleSet
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,11 @@ class Discovery:
         self._stats_results: queue.SimpleQueue[tuple[str, ReadingsResult, str | None]] = queue.SimpleQueue()
         self._stats_due: dict[str, float] = {}
         self._stats_running: set[str] = set()
+        # Which devices have a health check or stats command changes only with the table or the rules;
+        # read again only then, not on each of the many wake-ups that command results bring.
+        self._commands_stale = True
+        self._health_wanted: dict[str, Match] = {}
+        self._stats_wanted: dict[str, Match] = {}
         self._filewatch: FileWatch | None = None
         self._thread: threading.Thread | None = None
         self._dirty: set[str] = set()
@@ -299,6 +305,7 @@ class Discovery:
             for path in sorted(dirty):  # parents before children
                 self._table.update(path, self._source.device_at(path), wall)
         self._table.expire(wall)
+        self._commands_stale = True
         self._publish()
 
     def _reload(self) -> None:
@@ -313,6 +320,7 @@ class Discovery:
             return
         self._rules_error = None
         self._table.set_rules(rules)
+        self._commands_stale = True
         self._health_due.clear()
         self._stats_due.clear()  # a changed command runs at once, with its problems logged anew
         self._readings.reset_logging()
@@ -332,8 +340,17 @@ class Discovery:
         log.debug("snapshot published", extra={"version": candidate.version, "devices": len(candidate.devices)})
 
     # -- health checks --------------------------------------------------------------------
+    def _refresh_commands(self) -> None:
+        """Read again which devices have a health check or a stats command, if the table or rules changed."""
+        if self._commands_stale:
+            self._commands_stale = False
+            self._health_wanted = dict(self._table.health_checks())
+            self._stats_wanted = dict(self._table.stats_commands())
+            self._readings.keep_only(self._stats_wanted)
+
     def _schedule_health(self, now: float) -> None:
-        wanted = dict(self._table.health_checks())
+        self._refresh_commands()
+        wanted = self._health_wanted
         for dev_id in list(self._health_due):
             if dev_id not in wanted:
                 del self._health_due[dev_id]
@@ -367,10 +384,10 @@ class Discovery:
 
     # -- stats commands -------------------------------------------------------------------
     def _schedule_stats(self, now: float) -> None:
-        wanted = dict(self._table.stats_commands())
+        self._refresh_commands()
+        wanted = self._stats_wanted
         for dev_id in [i for i in self._stats_due if i not in wanted]:
             del self._stats_due[dev_id]
-        self._readings.keep_only(wanted)
         for dev_id, match in wanted.items():
             due = self._stats_due.setdefault(dev_id, now)
             if due <= now and dev_id not in self._stats_running:
