@@ -46,6 +46,13 @@ def cpu_seconds(pid: int) -> float:
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
+def children_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process's children that it has waited for (cutime + cstime)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")  # fields 16 and 17 of proc(5)
+
+
 def memory_mb(pid: int) -> dict[str, float]:
     """Resident set size now (VmRSS) and at its peak (VmHWM), in MiB."""
     values: dict[str, float] = {}

@@ -24,6 +24,10 @@ class Plan:
     idle_seconds: float = 10.0
     idle_settle_s: float = 1.0  # after the first report, before the idle period starts
     reload_runs: int = 10
+    readings_devices: int = 200
+    readings_interval: str = "5s"  # each device's stats command runs this often
+    readings_seconds: float = 30.0  # measured period, after every device has its first readings
+    stats_interval_s: float = 1.0  # Nomad's default telemetry collection_interval
     debounce: str = "200ms"  # the plugin's default
     debounce_s: float = 0.2
     poll_interval: float = 5.0  # the poller baseline's period
@@ -34,7 +38,8 @@ class Plan:
         return cls(quick=True, startup_runs=1, enumerate_sizes=(3, 10), enumerate_runs=1, wire_runs=1,
                    hotplug_devices=5, storm_devices=10, storm_quiet_s=0.4, storm_idle_s=0.3, storm_busy_cap_s=5.0,
                    reserve_devices=10, reserve_calls=20, idle_devices=10, idle_seconds=1.0, idle_settle_s=0.2,
-                   reload_runs=2, poll_interval=0.5)
+                   reload_runs=2, poll_interval=0.5, readings_devices=10, readings_interval="1s",
+                   readings_seconds=2.0, stats_interval_s=0.25)
 
 
 def say(message: str) -> None:

@@ -41,7 +41,7 @@ rules:
     children: [tty]
     require_driver: true
     env: {{SERIAL_ADAPTER_SERIAL: "{{serial}}"}}
-  - name: silabs cp210x
+{ftdi_extra}  - name: silabs cp210x
     match: {{vendor_id: 10c4, product_id: ea60}}
     group: {{vendor: silabs, type: serial, name: cp210x}}
     children: [tty]
@@ -59,8 +59,9 @@ rules:
 FTDI_GROUP = "ftdi/serial/ft232r"
 
 
-def rules_text(ftdi_name: str = "ft232r") -> str:
-    return RULES_TEMPLATE.format(ftdi_name=ftdi_name)
+def rules_text(ftdi_name: str = "ft232r", ftdi_extra: str = "") -> str:
+    """The benchmark's rules; ``ftdi_extra`` is more YAML for the FTDI rule (4-space indent, ending in a newline)."""
+    return RULES_TEMPLATE.format(ftdi_name=ftdi_name, ftdi_extra=ftdi_extra)
 
 
 def expected_id(device: FakeUsbDevice) -> str:

@@ -179,6 +179,15 @@ class DeviceTable:
                 out.append((dev_id, match))
         return out
 
+    def stats_commands(self) -> list[tuple[str, Match]]:
+        """Present, matched devices whose rule has a stats command."""
+        out = []
+        for dev_id in self._ids.values():
+            match = self.match_of(dev_id)
+            if match is not None and match.stats is not None:
+                out.append((dev_id, match))
+        return out
+
     def build(self, version: int, *, rules_error: str | None = None, source: str = "udev") -> Snapshot:
         """The Snapshot of the table as it is now."""
         states: dict[str, DeviceState] = {}

@@ -3,8 +3,9 @@
 Concurrency model: a single thread owns the device table and blocks in ``select()`` on the udev
 monitor, the rules file's inotify fd and a wake-up pipe; nothing polls while udev is there. Readers
 (gRPC streams, the CLI) never touch the table: they take the latest immutable Snapshot, or wait on a
-condition variable for a newer version. Health checks run in a small thread pool and post their
-results back through the wake-up pipe, so a slow check never delays an event.
+condition variable for a newer version. Health checks and stats commands run in one small thread
+pool and post their results back through the wake-up pipe, so a slow command never delays an event.
+Readings never make a new Snapshot: they go into a ReadingsBook that the Stats stream reads.
 
 An event only names what to look at again: the device it belongs to is re-read from udev when the
 debounce window closes, so reordered or coalesced events cannot leave a stale picture, and a burst
@@ -14,22 +15,28 @@ debounce window closes, so reordered or coalesced events cannot leave a stale pi
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import select
 import threading
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from discovery.filewatch import FileWatch
 from discovery.health import HealthResult, run_check
+from discovery.readings import Problem, ReadingsResult
+from discovery.readings_book import ReadingsBook
 from discovery.snapshot import Snapshot
 from discovery.sources.base import DeviceSource
+from discovery.stats_command import run_stats_command
 from discovery.table import DeviceTable
 
 if TYPE_CHECKING:
+    from discovery.rules.matching import Match
     from discovery.rules.ruleset import RuleSet
 
 log = logging.getLogger(__name__)
@@ -75,6 +82,15 @@ class Discovery:
         self._health_due: dict[str, float] = {}
         self._health_running: set[str] = set()
         self._health_changed = False  # a health result arrived since the last publish
+        self._readings = ReadingsBook()
+        self._stats_results: queue.SimpleQueue[tuple[str, ReadingsResult, str | None]] = queue.SimpleQueue()
+        self._stats_due: dict[str, float] = {}
+        self._stats_running: set[str] = set()
+        # Which devices have a health check or stats command changes only with the table or the rules;
+        # read again only then, not on each of the many wake-ups that command results bring.
+        self._commands_stale = True
+        self._health_wanted: dict[str, Match] = {}
+        self._stats_wanted: dict[str, Match] = {}
         self._filewatch: FileWatch | None = None
         self._thread: threading.Thread | None = None
         self._dirty: set[str] = set()
@@ -105,6 +121,7 @@ class Discovery:
             self._next_rescan = self._clock() + RESCAN_WITHOUT_UDEV_S
         self._publish()
         self._schedule_health(self._clock())  # devices present at start get their checks at once
+        self._schedule_stats(self._clock())
         self._thread = threading.Thread(target=self._run, name="discovery", daemon=True)
         self._thread.start()
         return self.current()
@@ -125,6 +142,10 @@ class Discovery:
                 lambda: self._snapshot.version > version or self._stop.is_set() or cancelled(), timeout
             )
             return self._snapshot
+
+    def readings(self) -> Mapping[str, ReadingsResult]:
+        """The latest result of every device's stats command (a copy; never waits for a command)."""
+        return self._readings.latest()
 
     @property
     def settle_time(self) -> float:
@@ -206,6 +227,7 @@ class Discovery:
             if self._filewatch.changed():
                 self._rules_requested = True
         self._collect_health(now)
+        self._collect_stats()
         if self._rules_requested:  # once per request: the window must not be pushed out again
             self._rules_requested = False
             self._rules_dirty = True
@@ -219,6 +241,7 @@ class Discovery:
         elif self._table.expire(self._wall()) or self._health_changed:
             self._publish()
         self._schedule_health(now)
+        self._schedule_stats(now)
 
     def _timeout(self) -> float | None:
         now = self._clock()
@@ -233,6 +256,9 @@ class Discovery:
             pending = [t for i, t in self._health_due.items() if i not in self._health_running]
             if pending:
                 deadlines.append(min(pending))
+        stats_pending = [t for i, t in self._stats_due.items() if i not in self._stats_running]
+        if stats_pending:
+            deadlines.append(min(stats_pending))
         expiry = self._table.next_expiry()
         if expiry is not None:
             deadlines.append(now + max(0.0, expiry - self._wall()))
@@ -279,6 +305,7 @@ class Discovery:
             for path in sorted(dirty):  # parents before children
                 self._table.update(path, self._source.device_at(path), wall)
         self._table.expire(wall)
+        self._commands_stale = True
         self._publish()
 
     def _reload(self) -> None:
@@ -293,7 +320,10 @@ class Discovery:
             return
         self._rules_error = None
         self._table.set_rules(rules)
+        self._commands_stale = True
         self._health_due.clear()
+        self._stats_due.clear()  # a changed command runs at once, with its problems logged anew
+        self._readings.reset_logging()
         log.info("rules reloaded", extra={"rules_file": self._rules_file, "rules": len(rules.rules)})
 
     def _publish(self) -> None:
@@ -310,8 +340,17 @@ class Discovery:
         log.debug("snapshot published", extra={"version": candidate.version, "devices": len(candidate.devices)})
 
     # -- health checks --------------------------------------------------------------------
+    def _refresh_commands(self) -> None:
+        """Read again which devices have a health check or a stats command, if the table or rules changed."""
+        if self._commands_stale:
+            self._commands_stale = False
+            self._health_wanted = dict(self._table.health_checks())
+            self._stats_wanted = dict(self._table.stats_commands())
+            self._readings.keep_only(self._stats_wanted)
+
     def _schedule_health(self, now: float) -> None:
-        wanted = dict(self._table.health_checks())
+        self._refresh_commands()
+        wanted = self._health_wanted
         for dev_id in list(self._health_due):
             if dev_id not in wanted:
                 del self._health_due[dev_id]
@@ -342,6 +381,52 @@ class Discovery:
             self._health_running.discard(dev_id)
             self._table.set_health(dev_id, result)
             self._health_changed = True
+
+    # -- stats commands -------------------------------------------------------------------
+    def _schedule_stats(self, now: float) -> None:
+        self._refresh_commands()
+        wanted = self._stats_wanted
+        for dev_id in [i for i in self._stats_due if i not in wanted]:
+            del self._stats_due[dev_id]
+        for dev_id, match in wanted.items():
+            due = self._stats_due.setdefault(dev_id, now)
+            if due <= now and dev_id not in self._stats_running:
+                command = match.stats
+                assert command is not None
+                self._stats_running.add(dev_id)
+                self._stats_due[dev_id] = next_in_phase(now, command.interval, dev_id)
+                self._health_pool.submit(self._run_stats, dev_id, command.argv, command.timeout, command.summary)
+
+    def _run_stats(self, dev_id: str, argv: tuple[str, ...], timeout: float, summary: str | None) -> None:
+        try:
+            result = run_stats_command(argv, timeout, wall=self._wall)
+        except Exception as exc:  # a bug here must cost one reading, never the pool thread
+            log.exception("stats command crashed", extra={"device_id": dev_id})
+            result = ReadingsResult(error=Problem("crash", f"stats command error: {exc}"), taken_at=self._wall())
+        self._stats_results.put((dev_id, result, summary))
+        self._wake()
+
+    def _collect_stats(self) -> None:
+        while True:
+            try:
+                dev_id, result, summary = self._stats_results.get_nowait()
+            except queue.Empty:
+                return
+            self._stats_running.discard(dev_id)
+            if dev_id in self._stats_due:  # still wanted: not unplugged or dropped by a reload meanwhile
+                self._readings.record(dev_id, result, summary)
+
+
+def next_in_phase(now: float, interval: float, key: str) -> float:
+    """When ``key``'s command runs next: on its own phase of the interval, at least half an interval from now.
+
+    Devices that appear together (all of them at start, or after a rules reload) would otherwise run
+    their commands in step: a burst of 200 adb calls every interval. A phase taken from the device
+    ID spreads them evenly over the interval, and keeps each device's runs an interval apart.
+    """
+    phase = zlib.crc32(key.encode()) / 2**32 * interval
+    turns = math.ceil((now + interval / 2 - phase) / interval)
+    return phase + turns * interval
 
 
 def log_changes(old: Snapshot, new: Snapshot) -> None:

@@ -24,6 +24,7 @@ from discovery.rules.schema.keys import (
     MATCH_KEYS,
     MOUNT_KEYS,
     RULE_KEYS,
+    STATS_KEYS,
 )
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
@@ -102,6 +103,11 @@ _RULE_FORMS: dict[str, dict[str, Any]] = {
     "health": {
         "health": block(
             {key: attr("list(string)", True) if key == "command" else attr("string") for key in HEALTH_KEYS}
+        )
+    },
+    "stats": {
+        "stats": block(
+            {key: attr("list(string)", True) if key == "command" else attr("string") for key in STATS_KEYS}
         )
     },
     "reset": {"reset": attr("bool")},

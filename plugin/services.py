@@ -178,7 +178,7 @@ class DevicePluginServicer(device_pb2_grpc.DevicePluginServicer):
                 cancelled.wait(RETRY_START_S)  # logged once per attempt, not once per interval
                 continue
             try:
-                message = build_stats(discovery.current(), self._clock())
+                message = build_stats(discovery.current(), self._clock(), discovery.readings())
             except Exception:  # like Fingerprint: an error here would stop stats for the agent's lifetime
                 log.exception("building stats failed; the stream stays open")
                 message = None

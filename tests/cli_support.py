@@ -27,6 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden"
 RULES = "tests/golden/rules.yaml"  # relative to ROOT, so paths in the output do not depend on the checkout
 UPDATE_ENV = "NOMAD_USB_UPDATE_GOLDEN"
+# Where list and explain ask for allocations unless a test says otherwise: a port nothing listens on
+# (the privileged discard port), so the output never depends on an agent running on this machine.
+NO_AGENT = "http://127.0.0.1:9"
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ def run_cli(*args: str, columns: int | None = 100, environ: Mapping[str, str] | 
     env = dict(environ or {})
     if columns is not None:
         env.setdefault("COLUMNS", str(columns))
+    env.setdefault("NOMAD_ADDR", NO_AGENT)
     code = cli_main(list(args), stdout=out, stderr=err, environ=env, open_source=open_source)
     return Run(code, out.getvalue(), err.getvalue())
 

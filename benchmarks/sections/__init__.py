@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.sections import enumeration, hotplug, idle, reload, reserve, startup, storm
+from benchmarks.sections import enumeration, hotplug, idle, readings, reload, reserve, startup, storm
 
-ALL = (startup, enumeration, hotplug, storm, reserve, idle, reload)
+ALL = (startup, enumeration, hotplug, storm, reserve, idle, reload, readings)
 BY_NAME = {module.NAME: module for module in ALL}

@@ -44,6 +44,18 @@ class HealthCheck:
 @dataclass(frozen=True)
 
 
+class StatsCommand:
+    """A rendered stats command: argv printing the device's readings, every ``interval`` s, killed after ``timeout``."""
+
+    argv: tuple[str, ...]
+    interval: float
+    timeout: float
+    summary: str | None = None  # the reading shown as the device's summary
+
+
+@dataclass(frozen=True)
+
+
 class Match:
     """What the winning rule makes of one device: its group and everything a reservation needs.
 
@@ -57,6 +69,7 @@ class Match:
     env: Mapping[str, str] = field(default_factory=lambda: _EMPTY_ENV, hash=False)
     mounts: tuple[Mount, ...] = ()
     health: HealthCheck | None = None
+    stats: StatsCommand | None = None
     children: frozenset[str] | None = None
     permissions: str = "rw"
     reset: bool = False
@@ -143,6 +156,10 @@ def build_match(rule: Rule, group: GroupKey, facts: DeviceFacts) -> Match:
     if rule.health is not None:
         argv = tuple(template.render(facts).text for template in rule.health.command)
         health = HealthCheck(argv, rule.health.interval, rule.health.timeout)
+    stats = None
+    if rule.stats is not None:
+        argv = tuple(template.render(facts).text for template in rule.stats.command)
+        stats = StatsCommand(argv, rule.stats.interval, rule.stats.timeout, rule.stats.summary)
     return Match(
         rule=rule,
         group=group,
@@ -150,6 +167,7 @@ def build_match(rule: Rule, group: GroupKey, facts: DeviceFacts) -> Match:
         env=MappingProxyType(env) if env else _EMPTY_ENV,
         mounts=tuple(mounts),
         health=health,
+        stats=stats,
         children=rule.children,
         permissions=rule.permissions,
         reset=rule.reset,

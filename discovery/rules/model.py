@@ -1,4 +1,4 @@
-"""What a validated rule is: immutable records for a rule, its group, attributes, mounts and health check.
+"""What a validated rule is: immutable records for a rule, its group, attributes, mounts, health and stats commands.
 
 ``discovery.rules.schema`` builds these from input; ``discovery.rules.matching`` renders them per device.
 """
@@ -122,6 +122,19 @@ class HealthSpec:
 
 
 @dataclass(frozen=True)
+class StatsSpec:
+    """A readings command (argv, templated per device), how often it runs, its timeout, and the summary reading.
+
+    The command prints one JSON object of readings; ``summary`` names the one shown as the device's summary.
+    """
+
+    command: tuple[Template, ...]
+    interval: float = DEFAULT_INTERVAL
+    timeout: float = DEFAULT_TIMEOUT
+    summary: str | None = None
+
+
+@dataclass(frozen=True)
 class Rule:
     """One validated rule: which devices it takes (``conditions``) and what it makes of them.
 
@@ -145,6 +158,7 @@ class Rule:
     env: tuple[tuple[str, Template], ...] = ()
     mounts: tuple[MountSpec, ...] = ()
     health: HealthSpec | None = None
+    stats: StatsSpec | None = None
     reset: bool = False
     require_driver: bool = False
 
@@ -178,6 +192,9 @@ class Rule:
         if self.health is not None:
             for i, template in enumerate(self.health.command):
                 yield f"health.command[{i}]", template
+        if self.stats is not None:
+            for i, template in enumerate(self.stats.command):
+                yield f"stats.command[{i}]", template
 
     @property
     def group_always_renders(self) -> bool:

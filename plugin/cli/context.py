@@ -21,6 +21,7 @@ from plugin.cli.table import Style
 
 if TYPE_CHECKING:
     from discovery.sources.base import DeviceSource
+    from plugin.cli.holders import Holders
 
 PROG = "nomad-device-usb"
 RULES_ENV = "NOMAD_DEVICE_USB_RULES"
@@ -97,6 +98,12 @@ class Context:
         finally:
             source.close()
         return take_inventory(rules, devices, source=source.name)
+
+    def holders(self) -> Holders:
+        """Which allocations hold which devices, asked of the Nomad agent the environment names (never raises)."""
+        from plugin.cli.holders import find_holders  # only now: urllib and ssl are not needed for --help
+
+        return find_holders(self.environ)
 
     def resolve(self, inventory: Inventory, query: str) -> Entry:
         """The one attached device ``query`` names; CliError listing candidates when it names none or several."""

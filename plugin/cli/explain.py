@@ -1,13 +1,15 @@
 """``explain DEVICE``: every rule's verdict on one attached device, condition by condition, and its reservation.
 
 The verdicts come from ``RuleSet.explain`` and the reservation from ``plan_reservation`` on the same
-snapshot the plugin would publish, so what this prints is what Nomad would get.
+snapshot the plugin would publish, so what this prints is what Nomad would get. The allocation
+holding the device comes from the local Nomad agent, when one answers.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from discovery.inventory import Entry, Inventory
 from discovery.reservation import Reservation, ReservationError, plan_reservation
@@ -17,6 +19,9 @@ from discovery.rules.model import AttrValue
 from plugin.cli.context import EXIT_OK, Context
 from plugin.cli.table import Style
 from plugin.cli.view import MATCHED, Result, device_json, result_of, rule_json, rule_ref
+
+if TYPE_CHECKING:
+    from plugin.cli.holders import Holders
 
 _INDENT = "  "
 
@@ -28,10 +33,12 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     verdicts = inventory.verdicts(entry)
     result = result_of(inventory, entry)
     reservation, why_not = _reservation(inventory, entry, result)
+    holders = ctx.holders()
     if args.json:
         ctx.print_json({
             "rules_file": path,
-            "device": device_json(entry, result),
+            "device": device_json(entry, result, holders),
+            "nomad": holders.to_json(),
             "verdicts": [_verdict_json(v) for v in verdicts],
             "details": _match_json(entry.state.match) if entry.state else None,
             "group_attributes": _attributes_json(_group_attributes(inventory, result)),
@@ -50,7 +57,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         ctx.print(f"{_INDENT}no rules, so no device is offered to Nomad")
     ctx.print()
     ctx.print(ctx.style.paint("RESULT", "bold"))
-    for line in _result_lines(inventory, entry, result):
+    for line in _result_lines(inventory, entry, result, holders):
         ctx.print(_INDENT + line)
     ctx.print()
     ctx.print(ctx.style.paint("RESERVATION (what a task given this device gets)", "bold"))
@@ -103,7 +110,7 @@ def _paint_verdict_line(line: str, verdict: RuleVerdict, style: Style) -> str:
     return line
 
 
-def _result_lines(inventory: Inventory, entry: Entry, result: Result) -> list[str]:
+def _result_lines(inventory: Inventory, entry: Entry, result: Result, holders: Holders) -> list[str]:
     if result.status != MATCHED:
         if result.rule is not None:
             return [f"excluded by {result.rule.describe()}: Nomad does not see this device"]
@@ -119,12 +126,22 @@ def _result_lines(inventory: Inventory, entry: Entry, result: Result) -> list[st
     if match.health is not None:
         check = match.health
         rows.append(("check", [f"{' '.join(check.argv)} (every {check.interval:g}s, timeout {check.timeout:g}s)"]))
+    if match.stats is not None:
+        stats = match.stats
+        summary = f", summary {stats.summary}" if stats.summary else ""
+        rows.append(("stats", [f"{' '.join(stats.argv)} (every {stats.interval:g}s, timeout {stats.timeout:g}s"
+                               f"{summary})"]))
     if match.reset:
         rows.append(("reset", ["the device is reset before it is handed to a task"]))
     if match.require_driver:
         rows.append(("driver", ["required: unhealthy while no interface has a kernel driver"]))
     if match.notes:
         rows.append(("notes", list(match.notes)))
+    held = holders.of(entry.id)
+    if held is None:
+        rows.append(("held by", [f"unknown: {holders.error}"]))
+    else:
+        rows.append(("held by", [f"{h.text} ({h.client_status}, task {h.task})" for h in held] or ["no allocation"]))
     return _labelled(rows, 11)
 
 
@@ -199,6 +216,9 @@ def _match_json(match: Match) -> dict[str, object]:
         "permissions": match.permissions,
         "health": {"command": list(health.argv), "interval": health.interval, "timeout": health.timeout}
         if health is not None else None,
+        "stats": {"command": list(match.stats.argv), "interval": match.stats.interval,
+                  "timeout": match.stats.timeout, "summary": match.stats.summary}
+        if match.stats is not None else None,
         "reset": match.reset,
         "require_driver": match.require_driver,
         "notes": list(match.notes),

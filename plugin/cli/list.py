@@ -1,4 +1,8 @@
-"""``list``: every attached USB device, its stable ID, its nodes, and what the rules make of it."""
+"""``list``: every attached USB device, its stable ID, its nodes, what the rules make of it, and who holds it.
+
+Holders come from the local Nomad agent (``plugin.cli.holders``). Without an agent that answers,
+the HELD BY column is left out (a column of "unknown" says nothing) and one line under the table says why.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,19 @@ import argparse
 
 from plugin.cli.context import EXIT_OK, Context
 from plugin.cli.table import Cell, Column, render_table
-from plugin.cli.view import IGNORED, MATCHED, child_nodes, device_json, natural_key, result_of, rule_ref, short_node
+from plugin.cli.view import (
+    IGNORED,
+    MATCHED,
+    Result,
+    child_nodes,
+    device_json,
+    held_by_text,
+    holders_line,
+    natural_key,
+    result_of,
+    rule_ref,
+    short_node,
+)
 
 # What a rule writer needs most stays longest: ID, VID:PID, group and health never drop; serial and
 # manufacturer give way first. Shrinking cuts a cell's end (IDs last: people copy them).
@@ -21,7 +37,9 @@ COLUMNS = (
     Column("GROUP", min_width=20, shrink=7),
     Column("RULE", min_width=14, shrink=3, drop=4),
     Column("HEALTH", min_width=6, shrink=9),
+    Column("HELD BY", min_width=8, shrink=10, drop=7),
 )
+HELD_BY = len(COLUMNS) - 1
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
@@ -29,14 +47,16 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     inventory = ctx.inventory(ctx.load_rules(path))
     entries = sorted(inventory.entries, key=lambda e: natural_key(e.device.sys_path))
     results = [result_of(inventory, e) for e in entries]
+    holders = ctx.holders() if entries else None
     if args.json:
         ctx.print_json({
             "source": inventory.source,
             "rules_file": path,
-            "devices": [device_json(e, r) for e, r in zip(entries, results, strict=True)],
+            "devices": [device_json(e, r, holders) for e, r in zip(entries, results, strict=True)],
+            "nomad": holders.to_json() if holders is not None else None,
         })
         return EXIT_OK
-    if not entries:
+    if holders is None:  # nothing attached, so nobody was asked
         ctx.print("no USB devices attached")
         return EXIT_OK
     rows: list[list[Cell]] = []
@@ -49,18 +69,23 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         else:
             group = (result.text, ("dim",) if result.status == IGNORED else ("yellow",))
             health = "-"
+        held: Cell = held_by_text(holders.of(entry.id)) if result.status == MATCHED else "-"
         rows.append([
             entry.id, d.vid_pid, d.manufacturer or "-", d.product or "-", d.serial or "-", d.sys_name,
-            nodes, group, rule_ref(result.rule) if result.rule else "-", health,
+            nodes, group, rule_ref(result.rule) if result.rule else "-", health, held,
         ])
-    for line in render_table(COLUMNS, rows, None if args.wide else ctx.width, ctx.style):
+    columns: tuple[Column, ...] = COLUMNS
+    if not holders.known:
+        columns, rows = COLUMNS[:HELD_BY], [row[:HELD_BY] for row in rows]
+    for line in render_table(columns, rows, None if args.wide else ctx.width, ctx.style):
         ctx.print(line)
     ctx.print()
     ctx.print(_footer(len(entries), results, path, inventory.source))
+    ctx.print(holders_line(holders, sum(1 for e in entries if holders.of(e.id))))
     return EXIT_OK
 
 
-def _footer(total: int, results: list, path: str | None, source: str) -> str:
+def _footer(total: int, results: list[Result], path: str | None, source: str) -> str:
     matched = [r for r in results if r.status == MATCHED]
     ignored = sum(1 for r in results if r.status == IGNORED)
     groups = len({r.group for r in matched})

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from discovery.inventory import Entry, Inventory
 from discovery.model import UsbDevice
 from discovery.rules.model import Rule
 from discovery.snapshot import DeviceState
+
+if TYPE_CHECKING:
+    from plugin.cli.holders import Holder, Holders
 
 MATCHED, IGNORED, UNMATCHED = "matched", "ignored", "unmatched"
 
@@ -92,9 +96,28 @@ def child_nodes(device: UsbDevice) -> list[str]:
     return [c.device_node for c in device.children if c.device_node]
 
 
-def device_json(entry: Entry, result: Result) -> dict[str, object]:
-    """Everything about one attached device that helps writing a rule for it."""
+def held_by_text(holders: tuple[Holder, ...] | None) -> str:
+    """``job/group 1a2b3c4d`` for each allocation holding the device, ``-`` for none, ``?`` when unknown."""
+    if holders is None:
+        return "?"
+    return ", ".join(h.text for h in holders) or "-"
+
+
+def holders_line(holders: Holders, held: int) -> str:
+    """The one line that says where the HELD BY column comes from, or why it is unknown."""
+    if not holders.known:
+        return f"held by: unknown, {holders.error}"
+    node = holders.node_name or holders.node_id
+    return f"held by: {held} device{'s' if held != 1 else ''} held by allocations on node {node} ({holders.address})"
+
+
+def device_json(entry: Entry, result: Result, holders: Holders | None = None) -> dict[str, object]:
+    """Everything about one attached device that helps writing a rule for it, and who holds it.
+
+    ``allocations`` is the list of allocations holding it (empty: free), or null when no agent answered.
+    """
     d = entry.device
+    held = holders.of(entry.id) if holders is not None else None
     return {
         "id": entry.id,
         "vid_pid": d.vid_pid,
@@ -133,6 +156,7 @@ def device_json(entry: Entry, result: Result) -> dict[str, object]:
             if c.device_node
         ],
         "match": result_json(result),
+        "allocations": [h.to_json() for h in held] if held is not None else None,
     }
 
 

@@ -113,13 +113,24 @@ rules:
     match: {{vendor_id: 10c4, product_id: ea60, serial: "EXEC*"}}
     group: {{vendor: espressif, type: board, name: esp32-exec}}
     children: [tty]
+  - name: farm boards with readings
+    match: {{vendor_id: 10c4, product_id: ea60, serial: "FARM*"}}
+    group: {{vendor: espressif, type: board, name: esp32-farm}}
+    stats: {{command: [/bin/sh, "{readings}", "{{serial}}"], interval: 1s, timeout: 1s, summary: vbus}}
+"""
+# What a farm board's stats command prints: as a board answering its status query would (docs/rules.md).
+READINGS_SCRIPT = """\
+#!/bin/sh
+echo '{"vbus": {"value": 5.02, "unit": "V"}, "temp": {"value": 41.5, "unit": "celsius"}, "resets": 2}'
 """
 
 
 @pytest.fixture(scope="session")
 def rules_file(tier_root: Path, ready_dir: Path) -> Path:
+    readings = tier_root / "readings.sh"
+    readings.write_text(READINGS_SCRIPT)
     path = tier_root / "rules.yaml"
-    path.write_text(RULES.format(ready=ready_dir))
+    path.write_text(RULES.format(ready=ready_dir, readings=readings))
     return path
 
 

@@ -102,3 +102,16 @@ def test_explain_unknown_device_is_one_line_exit_1(world: Testbed, query: str) -
     assert run.code == 1 and run.out == ""
     assert run.err == (f"nomad-device-usb: error: no attached USB device matches {query!r} (11 attached; "
                        "'nomad-device-usb list' shows their IDs, VID:PIDs and ports)\n")
+
+
+def test_explain_shows_the_rules_stats_command(world: Testbed, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The winning rule's stats command is rendered for the device in the text and in --json details."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - match: {vendor_id: '0403'}\n    group: {vendor: ftdi, type: serial, name: ft232r}\n"
+                     "    stats: {command: [/usr/local/bin/board-status, '{serial}'], interval: 5s, timeout: 2s,"
+                     " summary: vbus}\n")
+    run = run_cli("explain", FTDI, "--rules", str(rules))
+    assert "  stats      /usr/local/bin/board-status A50285BI (every 5s, timeout 2s, summary vbus)" in run.out.splitlines()
+    details = json.loads(run_cli("explain", FTDI, "--rules", str(rules), "--json").out)["details"]
+    assert details["stats"] == {"command": ["/usr/local/bin/board-status", "A50285BI"], "interval": 5.0,
+                                "timeout": 2.0, "summary": "vbus"}

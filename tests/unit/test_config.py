@@ -15,7 +15,15 @@ import pytest
 
 from discovery.rules.loader import rules_from_dicts
 from discovery.rules.ruleset import RuleSet
-from discovery.rules.schema.keys import GROUP_KEYS, HEALTH_KEYS, INTERFACE_KEYS, MATCH_KEYS, MOUNT_KEYS, RULE_KEYS
+from discovery.rules.schema.keys import (
+    GROUP_KEYS,
+    HEALTH_KEYS,
+    INTERFACE_KEYS,
+    MATCH_KEYS,
+    MOUNT_KEYS,
+    RULE_KEYS,
+    STATS_KEYS,
+)
 from plugin.config import CONFIG_SPEC, RULE_SPEC, ConfigError, decode_config, encode_config
 from rules_factories import cp210x as cp210x_device
 from rules_factories import pixel_7
@@ -51,6 +59,7 @@ def test_inline_rule_spec_has_every_rules_file_key() -> None:
     assert set(nested["group"]) == set(GROUP_KEYS)
     assert set(nested["mount"]) == set(MOUNT_KEYS)
     assert set(nested["health"]) == set(HEALTH_KEYS)
+    assert set(nested["stats"]) == set(STATS_KEYS)
 
 
 def test_config_defaults_from_nomad_empty_block() -> None:
@@ -118,3 +127,20 @@ def test_config_not_msgpack() -> None:
         decode_config(b"\xc1\xc1\xc1")
     with pytest.raises(ConfigError):
         decode_config(msgpack.packb([1, 2, 3]))
+
+
+def test_config_inline_rule_takes_a_stats_block() -> None:
+    """``stats { command = [...] ... }`` in an inline rule becomes the same stats command as in a rules file."""
+    rule = {
+        "match": {"vendor_id": "18d1"},
+        "group": {"vendor": "google", "type": "phone", "name": "pixel"},
+        "stats": {"command": ["/usr/local/bin/battery", "{serial}"], "interval": "10s", "timeout": None,
+                  "summary": "battery_level"},
+    }
+    config = decode_config(encode_config({"rule": [rule]}))
+    (parsed,) = rules_from_dicts([dict(r) for r in config.inline_rules], "plugin config", field_prefix="rule")
+    match = RuleSet((parsed,)).match(pixel_7(), "usb-x")
+    assert match is not None and match.stats is not None
+    assert (match.stats.argv[1], match.stats.interval, match.stats.timeout, match.stats.summary) == (
+        pixel_7().serial, 10.0, 5.0, "battery_level"
+    )

@@ -22,7 +22,7 @@ from rules_factories import (
 
 from discovery.model import Interface, UsbDevice
 from discovery.rules.loader import load_rules, parse_rules
-from discovery.rules.matching import HealthCheck, Mount
+from discovery.rules.matching import HealthCheck, Mount, StatsCommand
 from discovery.rules.model import AttrValue
 from discovery.rules.ruleset import RuleSet
 
@@ -73,6 +73,17 @@ def test_example_pixel_gets_adb_settings(example: RuleSet) -> None:
     assert match.env == {"ANDROID_SERIAL": "1A2B3C4D"}
     assert match.health == HealthCheck(("/usr/bin/adb", "-s", "1A2B3C4D", "get-state"), 30.0, 5.0)
     assert dict(match.attributes) == {"adb": AttrValue(True), "ram": AttrValue(8, "GiB")}
+    assert match.stats == StatsCommand(("/opt/src/nomad-device-usb/examples/readings/android-battery", "1A2B3C4D"),
+                                       30.0, 10.0, "battery_level")
+
+
+def test_example_stats_commands_are_shipped_scripts(example: RuleSet) -> None:
+    """Every stats command of the example names a script in examples/readings/, as installed under /opt/src."""
+    for rule in example.rules:
+        if rule.stats is not None:
+            program = rule.stats.command[0].literal_text
+            shipped = program.removeprefix("/opt/src/nomad-device-usb/")
+            assert shipped.startswith("examples/readings/") and (ROOT / shipped).is_file(), program
 
 
 def test_example_boards_and_adapters_hand_over_their_ttys(example: RuleSet) -> None:

@@ -9,7 +9,7 @@ from rules_factories import make_child, make_device
 
 from discovery.model import Interface, UsbDevice
 from discovery.rules.loader import parse_rules
-from discovery.rules.matching import HealthCheck, Mount
+from discovery.rules.matching import HealthCheck, Mount, StatsCommand
 from discovery.rules.model import AttrValue, GroupKey
 from discovery.rules.ruleset import RuleSet
 
@@ -243,7 +243,7 @@ def test_match_missing_placeholder_renders_empty_in_env_and_string_attributes() 
 
 
 def test_match_carries_reservation_settings() -> None:
-    """env, mounts, health argv, children, permissions, reset and require_driver reach the Match."""
+    """env, mounts, health and stats argv, children, permissions, reset and require_driver reach the Match."""
     rules = one_rule(
         "{}",
         """
@@ -255,6 +255,7 @@ def test_match_carries_reservation_settings() -> None:
           - {host_path: "/dev/serial/by-id/usb-{ID_SERIAL_SHORT}", task_path: /dev/board, read_only: false}
           - {host_path: /sys/class/tty}
         health: {command: ["/usr/bin/adb", "-s", "{serial}", "get-state"], interval: 1m, timeout: 1.5s}
+        stats: {command: ["/usr/local/bin/battery", "{serial}"], interval: 5s, timeout: 2s, summary: level}
         reset: true
         require_driver: true
         """,
@@ -270,13 +271,14 @@ def test_match_carries_reservation_settings() -> None:
         Mount("/sys/class/tty", "/sys/class/tty", True),
     )
     assert match.health == HealthCheck(("/usr/bin/adb", "-s", "1A2B3C4D", "get-state"), 60.0, 1.5)
+    assert match.stats == StatsCommand(("/usr/local/bin/battery", "1A2B3C4D"), 5.0, 2.0, "level")
     assert match.reset is True and match.require_driver is True
 
 
 def test_match_defaults() -> None:
-    """Without those keys: every child, rw, no env, no mounts, no health, no reset, no driver needed."""
+    """Without those keys: every child, rw, no env, no mounts, no health, no stats, no reset, no driver needed."""
     match = one_rule("{}").match(make_device())
-    assert match is not None
+    assert match is not None and match.stats is None
     assert (match.children, match.permissions, dict(match.env), match.mounts, match.health) == (
         None,
         "rw",

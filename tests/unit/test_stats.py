@@ -7,6 +7,8 @@ from typing import Any
 from snapshot_factories import make_match, make_snapshot, make_state
 
 from discovery.health import HealthResult
+from discovery.readings import Problem, Reading, ReadingsResult
+from discovery.rules.matching import StatsCommand
 from plugin.stats import build_stats
 from proto import stats_pb2
 
@@ -87,3 +89,48 @@ def test_stats_summary_timestamp_and_group_counts() -> None:
 def test_stats_never_count_negative_seconds() -> None:
     """A clock behind the plug time (wall clock stepped back) gives 0, not a negative age."""
     assert stats_of(make_state("usb-a", plugged_at=NOW + 30))["usb-a"]["seconds_since_plugged"] == 0
+
+
+def phone_with_stats(summary: str | None = "battery_level", **overrides: Any) -> Any:
+    """A present phone whose rule has a stats command naming ``summary``."""
+    command = StatsCommand(("/usr/local/bin/battery", "X"), 5.0, 2.0, summary)
+    return make_state("usb-a", match=make_match(stats=command), **overrides)
+
+
+def test_stats_readings_nested_with_units_and_summary() -> None:
+    """Readings appear under ``readings`` with Nomad's value kinds and units; the summary reading is the summary."""
+    result = ReadingsResult({"battery_level": Reading(87, "%"), "battery_temperature": Reading(31.2, "C")},
+                            taken_at=1_058.0)
+    response = build_stats(make_snapshot(phone_with_stats()), NOW, {"usb-a": result})
+    stats = response.groups[0].instance_stats["usb-a"]
+    readings = stats.stats.nested["readings"].attributes
+    assert readings["battery_level"].int_numerator_val.value == 87 and readings["battery_level"].unit == "%"
+    assert readings["battery_temperature"].float_numerator_val.value == 31.2
+    assert readings["battery_temperature"].unit == "C"
+    assert stats.summary.int_numerator_val.value == 87 and stats.summary.unit == "%"
+    assert plain(stats.stats.attributes["seconds_since_readings"]) == 2
+    assert "readings_error" not in stats.stats.attributes
+
+
+def test_stats_failed_run_shows_its_error_and_no_readings() -> None:
+    """A run that gave nothing: an empty readings object, the reason, and the usual summary."""
+    failed = ReadingsResult(error=Problem("timeout", "stats command timed out after 2s"), taken_at=1_059.0)
+    stats = build_stats(make_snapshot(phone_with_stats()), NOW, {"usb-a": failed}).groups[0].instance_stats["usb-a"]
+    assert dict(stats.stats.nested["readings"].attributes) == {}
+    assert plain(stats.stats.attributes["readings_error"]) == "stats command timed out after 2s"
+    assert plain(stats.summary) == "connected"
+
+
+def test_stats_summary_falls_back_when_its_reading_is_missing_or_unnamed() -> None:
+    """No summary named, or the named reading absent: the summary stays the connection state."""
+    result = ReadingsResult({"voltage": Reading(3.3, "V")}, taken_at=1_059.0)
+    for state in (phone_with_stats(summary=None), phone_with_stats(summary="battery_level")):
+        stats = build_stats(make_snapshot(state), NOW, {"usb-a": result}).groups[0].instance_stats["usb-a"]
+        assert plain(stats.summary) == "connected"
+        assert stats.stats.nested["readings"].attributes["voltage"].float_numerator_val.value == 3.3
+
+
+def test_stats_without_a_run_yet_have_no_readings_object() -> None:
+    """Before the first run a device with a stats command shows no readings at all, not zeros."""
+    stats = build_stats(make_snapshot(phone_with_stats()), NOW, {}).groups[0].instance_stats["usb-a"]
+    assert "readings" not in stats.stats.nested and "seconds_since_readings" not in stats.stats.attributes

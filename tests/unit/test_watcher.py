@@ -8,17 +8,22 @@ loop has emptied it both times, so the step that saw the new time has finished a
 
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from rules_factories import make_device
 
 from discovery.fake.memory_source import MemorySource
 from discovery.model import UsbDevice
+from discovery.readings import Reading
 from discovery.rules.loader import parse_rules
+from discovery.rules.ruleset import RuleSet
 from discovery.snapshot import Snapshot
-from discovery.watcher import MAX_DEBOUNCE_FACTOR, Discovery
+from discovery.watcher import MAX_DEBOUNCE_FACTOR, Discovery, next_in_phase
 
 DEBOUNCE = 1.0
 GRACE = 60.0
@@ -49,11 +54,11 @@ class FakeTime:
 class Loop:
     """A started Discovery over a MemorySource, with the time it reads."""
 
-    def __init__(self, devices: list[UsbDevice]) -> None:
+    def __init__(self, devices: list[UsbDevice], rules: RuleSet = RULES) -> None:
         self.time = FakeTime()
         self.source = MemorySource(devices)
         self.discovery = Discovery(
-            self.source, lambda: RULES, debounce=DEBOUNCE, unplugged_grace=GRACE,
+            self.source, lambda: rules, debounce=DEBOUNCE, unplugged_grace=GRACE,
             clock=self.time.monotonic, wall=self.time.wall,
         )
         self.first = self.discovery.start()
@@ -151,3 +156,65 @@ def test_watcher_replug_within_grace_keeps_the_id(loop: Loop) -> None:
     loop.plug(phone(1))
     back = loop.after(DEBOUNCE).devices[device_id]
     assert (back.present, back.healthy, back.replug_count) == (True, True, 1)
+
+
+STATS_INTERVAL = 30.0
+
+
+def counting_rules(counter: str) -> RuleSet:
+    """Phones whose stats command counts its runs in ``counter`` and prints the count as a reading."""
+    code = (f"import json, os; p = {counter!r} + '.' + os.sys.argv[1]; "
+            "n = int(open(p).read()) + 1 if os.path.exists(p) else 1; open(p, 'w').write(str(n)); "
+            "print(json.dumps(dict(runs=n)))")
+    return parse_rules(
+        "rules:\n  - match: {vendor_id: 18d1}\n    group: {vendor: google, type: phone, name: pixel}\n"
+        f"    stats: {{command: [{sys.executable!r}, -c, {code!r}, '{{serial}}'], interval: 30s, timeout: 10s}}\n"
+    )
+
+
+def runs_of(discovery: Discovery, device_id: str, runs: int) -> bool:
+    """Wait until the device's latest readings say ``runs``; False when they do not within the deadline."""
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        result = discovery.readings().get(device_id)
+        if result is not None and result.readings.get("runs") == Reading(runs):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_watcher_runs_stats_commands_on_their_interval_and_forgets_departed_devices(tmp_path: Path) -> None:
+    """The command runs at start, again only once its interval has passed, and an unplug forgets its readings."""
+    loop = Loop([phone(1)], counting_rules(str(tmp_path / "runs")))
+    discovery, time_ = loop.discovery, loop.time
+    try:
+        (device_id,) = ids(loop.first)
+        assert runs_of(discovery, device_id, 1)  # at once: the first readings come without waiting
+        assert discovery.readings()[device_id].taken_at == time_.wall()
+        second = next_in_phase(time_.monotonic(), STATS_INTERVAL, device_id) - time_.monotonic()
+        loop.after(second - 1.0)
+        assert discovery.readings()[device_id].readings["runs"] == Reading(1)  # not due yet
+        loop.after(1.0)
+        assert runs_of(discovery, device_id, 2)
+        loop.after(STATS_INTERVAL - 1.0)
+        assert discovery.readings()[device_id].readings["runs"] == Reading(2)
+        loop.after(1.0)
+        assert runs_of(discovery, device_id, 3)  # from then on, one interval apart
+        assert ids(discovery.current()) == {device_id} and discovery.current().version == loop.first.version
+        loop.unplug(phone(1))
+        loop.after(DEBOUNCE)
+        assert device_id not in discovery.readings()
+    finally:
+        discovery.stop()
+
+
+def test_next_in_phase_spreads_devices_over_the_interval() -> None:
+    """Runs land at least half an interval ahead, one interval apart per device, and 200 devices fill the interval."""
+    interval = 5.0
+    for key in ("usb-0403-6001-A1", "usb-18d1-4ee7-PHONE7"):
+        first = next_in_phase(1000.0, interval, key)
+        assert 1000.0 + interval / 2 <= first < 1000.0 + 1.5 * interval
+        assert next_in_phase(first, interval, key) == pytest.approx(first + interval)
+    phases = sorted(next_in_phase(0.0, interval, f"usb-0403-6001-FT{n:04d}") % interval for n in range(200))
+    gaps = [b - a for a, b in zip(phases, phases[1:], strict=False)]
+    assert max(gaps) < interval / 20  # no stretch of the interval without runs; no burst of all 200 at once

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 RULE_KEYS = (
     "name", "match", "ignore", "group", "attributes", "children", "permissions",
-    "env", "mounts", "health", "reset", "require_driver",
+    "env", "mounts", "health", "stats", "reset", "require_driver",
 )  # fmt: skip
 MATCH_KEYS = (
     "vendor_id", "product_id", "serial", "manufacturer", "product", "properties",
@@ -19,6 +19,7 @@ GROUP_KEYS = ("vendor", "type", "name")
 ATTR_SPEC_KEYS = ("value", "type", "unit")
 MOUNT_KEYS = ("host_path", "task_path", "read_only")
 HEALTH_KEYS = ("command", "interval", "timeout")
+STATS_KEYS = ("command", "interval", "timeout", "summary")
 INTERFACE_KEYS = ("class", "subclass", "protocol")
 
 # Where a key written at the wrong level belongs, for the "unknown key" message.

@@ -1,12 +1,19 @@
-"""What a rule hands over besides attributes: its group name, permissions, env, mounts and health check."""
+"""What a rule makes besides attributes: its group name, permissions, env, mounts, health check and stats command."""
 
 from __future__ import annotations
 
 from discovery.durations import format_duration
-from discovery.rules.model import DEFAULT_INTERVAL, DEFAULT_TIMEOUT, GroupSpec, HealthSpec, MountSpec
-from discovery.rules.schema.keys import GROUP_KEYS, HEALTH_KEYS, MOUNT_KEYS
+from discovery.rules.model import DEFAULT_INTERVAL, DEFAULT_TIMEOUT, GroupSpec, HealthSpec, MountSpec, StatsSpec
+from discovery.rules.schema.keys import GROUP_KEYS, HEALTH_KEYS, MOUNT_KEYS, STATS_KEYS
 from discovery.rules.schema.reader import Reader, read_map
-from discovery.rules.schema.values import ENV_NAME, GROUP_FORBIDDEN, MIN_INTERVAL, RESERVED_ENV, path_problem
+from discovery.rules.schema.values import (
+    ENV_NAME,
+    GROUP_FORBIDDEN,
+    MIN_INTERVAL,
+    READING_NAME,
+    RESERVED_ENV,
+    path_problem,
+)
 from discovery.rules.templates import Placeholder, Template
 from discovery.rules.tree import Src, quote
 
@@ -119,34 +126,71 @@ def read_health(r: Reader, src: Src, field: str) -> HealthSpec | None:
     keys = read_map(src, field, r.issues, HEALTH_KEYS)
     if keys is None:
         return None
-    command: list[Template] = []
-    ok = True
+    command = _read_command(r, keys, src, field, example='["/usr/bin/adb", "get-state"]')
+    timing = _read_timing(r, keys, src, field)
+    if command is None or timing is None:
+        return None
+    return HealthSpec(command, *timing)
+
+
+def read_stats(r: Reader, src: Src, field: str) -> StatsSpec | None:
+    """``stats:``: like ``health``, an argv list with interval and timeout, plus the reading named the summary."""
+    keys = read_map(src, field, r.issues, STATS_KEYS)
+    if keys is None:
+        return None
+    command = _read_command(r, keys, src, field, example='["/usr/local/bin/battery", "{serial}"]')
+    timing = _read_timing(r, keys, src, field)
+    summary = None
+    if "summary" in keys:
+        summary_src = keys["summary"][1]
+        summary = r.text(summary_src, f"{field}.summary", non_empty=True)
+        if summary is not None and not READING_NAME.match(summary):
+            r.error(summary_src, f"{field}.summary", f"{quote(summary)} is not a reading name "
+                    "(letters, digits, '_', '.', '-'; at most 64)")  # fmt: skip
+            return None
+        if summary is None:
+            return None
+    if command is None or timing is None:
+        return None
+    return StatsSpec(command, *timing, summary=summary)
+
+
+def _read_command(
+    r: Reader, keys: dict[str, tuple[Src, Src]], src: Src, field: str, example: str
+) -> tuple[Template, ...] | None:
+    """``command:``: a non-empty argv list of templates whose program is written out."""
     if "command" not in keys:
         r.error(src, f"{field}.command", "missing")
-        ok = False
-    else:
-        command_src = keys["command"][1]
-        sub = f"{field}.command"
-        if command_src.is_scalar:
-            r.error(command_src, sub, 'an argv list, not a shell string: write ["/usr/bin/adb", "get-state"]')
+        return None
+    command_src = keys["command"][1]
+    sub = f"{field}.command"
+    if command_src.is_scalar:
+        r.error(command_src, sub, f"an argv list, not a shell string: write {example}")
+        return None
+    if command_src.kind != "seq" or not command_src.elements():
+        r.error(command_src, sub, "expected a non-empty argv list")
+        return None
+    command: list[Template] = []
+    ok = True
+    for i, element in enumerate(command_src.elements()):
+        template = r.template(element, f"{sub}[{i}]", non_empty=(i == 0))
+        if template is None:
             ok = False
-        elif command_src.kind != "seq" or not command_src.elements():
-            r.error(command_src, sub, "expected a non-empty argv list")
+        elif i == 0 and not template.is_static:
+            r.error(element, f"{sub}[0]", "the program must be written out, not a placeholder")
             ok = False
         else:
-            for i, element in enumerate(command_src.elements()):
-                template = r.template(element, f"{sub}[{i}]", non_empty=(i == 0))
-                if template is None:
-                    ok = False
-                elif i == 0 and not template.is_static:
-                    r.error(element, f"{sub}[0]", "the program must be written out, not a placeholder")
-                    ok = False
-                else:
-                    command.append(template)
+            command.append(template)
+    return tuple(command) if ok else None
+
+
+def _read_timing(r: Reader, keys: dict[str, tuple[Src, Src]], src: Src, field: str) -> tuple[float, float] | None:
+    """``interval`` (at least 1s) and ``timeout`` (more than 0, at most the interval), in seconds."""
     interval_src = keys["interval"][1] if "interval" in keys else None
     timeout_src = keys["timeout"][1] if "timeout" in keys else None
     interval = r.duration(interval_src, f"{field}.interval", DEFAULT_INTERVAL)
     timeout = r.duration(timeout_src, f"{field}.timeout", DEFAULT_TIMEOUT)
+    ok = True
     if interval is not None and interval < MIN_INTERVAL:
         r.error(interval_src, f"{field}.interval", f"must be at least {format_duration(MIN_INTERVAL)}")
         interval = None
@@ -159,4 +203,4 @@ def read_health(r: Reader, src: Src, field: str) -> HealthSpec | None:
         ok = False
     if not ok or interval is None or timeout is None:
         return None
-    return HealthSpec(tuple(command), interval, timeout)
+    return interval, timeout

@@ -17,7 +17,14 @@ from discovery.rules.model import DEFAULT_PERMISSIONS, AttrSpec, GroupKey, Rule
 from discovery.rules.schema.attributes import read_attributes
 from discovery.rules.schema.keys import IGNORE_RULE_KEYS, MISPLACED_IN_RULE, RULE_KEYS
 from discovery.rules.schema.match import read_match
-from discovery.rules.schema.outputs import read_env, read_group, read_health, read_mounts, read_permissions
+from discovery.rules.schema.outputs import (
+    read_env,
+    read_group,
+    read_health,
+    read_mounts,
+    read_permissions,
+    read_stats,
+)
 from discovery.rules.schema.reader import Reader, read_map
 from discovery.rules.tree import Issues, Src, quote
 
@@ -157,6 +164,7 @@ def _with_outputs(r: Reader, rule: Rule, value: dict[str, Src], field: str) -> R
         env=read_env(r, value["env"], f"{field}.env") if "env" in value else (),
         mounts=read_mounts(r, value["mounts"], f"{field}.mounts") if "mounts" in value else (),
         health=read_health(r, value["health"], f"{field}.health") if "health" in value else None,
+        stats=read_stats(r, value["stats"], f"{field}.stats") if "stats" in value else None,
         reset=r.boolean(value.get("reset"), f"{field}.reset", False),
         require_driver=r.boolean(value.get("require_driver"), f"{field}.require_driver", False),
     )

@@ -22,6 +22,8 @@ NUMERIC_TYPES = frozenset({"int", "float", "hex"})
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 ATTR_KEY = re.compile(r"[A-Za-z0-9_.\-]+\Z")
+# A reading's name (a stats command's output, a rule's stats.summary): shown by Nomad as "readings.<name>".
+READING_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}\Z")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 SUBSYSTEM_NAME = re.compile(r"[a-z0-9_][a-z0-9_\-]*\Z")
 PROPERTY_KEY = re.compile(r"[A-Za-z0-9_.]+\Z")

@@ -1,0 +1,238 @@
+"""`list` and `explain` name the allocation holding each device, asked of a local server answering as a Nomad agent.
+
+The server speaks the three endpoints the CLI reads (agent self, the node's allocations) in the
+shapes Nomad's HTTP API uses; the Nomad tier asks a real agent the same questions.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_support import RULES, run_cli, world  # noqa: F401  (world is a fixture)
+
+from discovery.fake.testbed import Testbed
+
+NODE_ID = "5b7f1b2e-9f3c-4c1a-8d55-0c5e2a9e7f10"
+FTDI = "usb-0403-6001-A50285BI"
+PIXEL = "usb-18d1-4ee7-29011FDH2000XY"
+ARDUINO = "usb-2341-0043-85736323838351F0E1D1"
+
+
+def alloc(alloc_id: str, job: str, devices: dict[str, list[str]], client: str = "running", desired: str = "run",
+          namespace: str = "default") -> dict[str, Any]:
+    """An allocation as /v1/node/<id>/allocations lists it: task name -> the device IDs it was given."""
+    return {
+        "ID": alloc_id, "Namespace": namespace, "JobID": job, "TaskGroup": "boards", "ClientStatus": client,
+        "DesiredStatus": desired, "NodeID": NODE_ID,
+        "AllocatedResources": {"Tasks": {task: {"Devices": [{"Vendor": "v", "Type": "t", "Name": "n",
+                                                             "DeviceIDs": ids}]}
+                                         for task, ids in devices.items()}},
+    }
+
+
+ALLOCATIONS = [
+    alloc("0f1e2d3c-aaaa-bbbb-cccc-000000000001", "flash-board", {"flash": [FTDI]}),
+    alloc("9a8b7c6d-aaaa-bbbb-cccc-000000000002", "android-tests", {"ui": [PIXEL]}, namespace="qa"),
+    alloc("11112222-aaaa-bbbb-cccc-000000000003", "old-job", {"task": [ARDUINO]}, client="complete", desired="stop"),
+]
+
+
+class FakeAgent:
+    """A Nomad agent's HTTP API on 127.0.0.1, just the parts the CLI reads; records what it was asked."""
+
+    def __init__(self, *, token: str = "", client: bool = True, body: bytes | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
+        self.requests: list[tuple[str, str | None]] = []
+        agent = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                agent.requests.append((self.path, self.headers.get("X-Nomad-Token")))
+                if token and self.headers.get("X-Nomad-Token") != token:
+                    self._send(403, b"Permission denied", "text/plain")
+                elif body is not None:
+                    self._send(200, body, "text/html")
+                elif self.path.split("?")[0] == "/v1/agent/self":
+                    stats = {"client": {"node_id": NODE_ID}} if client else {"nomad": {"leader": "true"}}
+                    self._send(200, json.dumps({"config": {"NodeName": "rack1-client3"}, "stats": stats}).encode())
+                elif self.path.split("?")[0] == f"/v1/node/{NODE_ID}/allocations":
+                    self._send(200, json.dumps(ALLOCATIONS).encode())
+                else:
+                    self._send(404, b"Invalid URL", "text/plain")
+
+            def _send(self, code: int, data: bytes, kind: str = "application/json") -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        self.address = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def agent() -> Iterator[FakeAgent]:
+    served = FakeAgent()
+    yield served
+    served.close()
+
+
+def devices_of(out: str) -> dict[str, Any]:
+    return {d["id"]: d for d in json.loads(out)["devices"]}
+
+
+def test_list_names_the_allocation_holding_each_device(world: Testbed, agent: FakeAgent) -> None:
+    """HELD BY shows job/group and short ID for held devices, '-' for free ones; a finished allocation holds nothing."""
+    run = run_cli("list", "--rules", RULES, "--wide", environ={"NOMAD_ADDR": agent.address})
+    assert (run.code, run.err) == (0, "")
+    rows = {line.split()[0]: line for line in run.out.splitlines()[1:12]}
+    assert rows[FTDI].endswith("flash-board/boards 0f1e2d3c")
+    assert rows[PIXEL].endswith("qa:android-tests/boards 9a8b7c6d")
+    assert rows[ARDUINO].endswith("ok      -")
+    assert run.out.splitlines()[-1] == (
+        f"held by: 2 devices held by allocations on node rack1-client3 ({agent.address})")
+    assert [path for path, _ in agent.requests] == ["/v1/agent/self", f"/v1/node/{NODE_ID}/allocations"]
+
+
+def test_list_json_lists_allocations_and_the_agent(world: Testbed, agent: FakeAgent) -> None:
+    """--json: each device's allocations (empty when free), and which agent and node answered."""
+    run = run_cli("list", "--rules", RULES, "--json", environ={"NOMAD_ADDR": agent.address})
+    document = json.loads(run.out)
+    assert document["nomad"] == {"address": agent.address, "node_id": NODE_ID, "node_name": "rack1-client3",
+                                 "error": None}
+    devices = devices_of(run.out)
+    assert devices[FTDI]["allocations"] == [{
+        "alloc_id": "0f1e2d3c-aaaa-bbbb-cccc-000000000001", "short_id": "0f1e2d3c", "job": "flash-board",
+        "task_group": "boards", "task": "flash", "namespace": "default", "client_status": "running",
+        "desired_status": "run",
+    }]
+    assert devices[ARDUINO]["allocations"] == []
+
+
+def test_explain_says_who_holds_the_device(world: Testbed, agent: FakeAgent) -> None:
+    """explain's RESULT has a 'held by' line; its JSON carries the allocations too."""
+    run = run_cli("explain", FTDI, "--rules", RULES, environ={"NOMAD_ADDR": agent.address})
+    assert run.code == 0
+    assert "  held by    flash-board/boards 0f1e2d3c (running, task flash)" in run.out.splitlines()
+    free = run_cli("explain", ARDUINO, "--rules", RULES, environ={"NOMAD_ADDR": agent.address})
+    assert "  held by    no allocation" in free.out.splitlines()
+    document = json.loads(run_cli("explain", FTDI, "--rules", RULES, "--json",
+                                  environ={"NOMAD_ADDR": agent.address}).out)
+    assert document["device"]["allocations"][0]["job"] == "flash-board"
+    assert document["nomad"]["node_id"] == NODE_ID
+
+
+def test_holders_use_nomad_token_and_say_when_refused(world: Testbed) -> None:
+    """NOMAD_TOKEN goes out as X-Nomad-Token; without it the agent's refusal is the one line, and list still works."""
+    served = FakeAgent(token="s3cret")
+    try:
+        run = run_cli("list", "--rules", RULES, "--json", environ={"NOMAD_ADDR": served.address,
+                                                                    "NOMAD_TOKEN": "s3cret"})
+        assert devices_of(run.out)[FTDI]["allocations"][0]["short_id"] == "0f1e2d3c"
+        assert {token for _, token in served.requests} == {"s3cret"}
+        refused = run_cli("list", "--rules", RULES, environ={"NOMAD_ADDR": served.address})
+    finally:
+        served.close()
+    assert (refused.code, refused.err) == (0, "")
+    assert refused.out.splitlines()[-1] == (
+        f"held by: unknown, the Nomad agent at {served.address} answered /v1/agent/self with 403: Permission denied")
+    assert "HELD BY" not in refused.out
+
+
+@pytest.mark.parametrize(
+    ("agent_kwargs", "message"),
+    [
+        pytest.param({"client": False}, "runs no client", id="server-only"),
+        pytest.param({"body": b"<html>not nomad</html>"}, "is not JSON: is it a Nomad agent?", id="not-nomad"),
+    ],
+)
+def test_holders_unknown_when_the_agent_cannot_say(world: Testbed, agent_kwargs: dict[str, Any], message: str) -> None:
+    """A server-only agent, or something else on the port: one line why, devices listed, exit 0."""
+    served = FakeAgent(**agent_kwargs)
+    try:
+        run = run_cli("list", "--rules", RULES, "--json", environ={"NOMAD_ADDR": served.address})
+    finally:
+        served.close()
+    document = json.loads(run.out)
+    assert run.code == 0 and message in document["nomad"]["error"]
+    assert all(d["allocations"] is None for d in document["devices"])
+
+
+def test_holders_without_an_agent_exit_0_without_a_traceback(world: Testbed) -> None:
+    """No agent listening: the devices are listed, one line says so, nothing goes to stderr."""
+    run = run_cli("list", "--rules", RULES)  # NOMAD_ADDR: cli_support's port with nothing behind it
+    assert (run.code, run.err) == (0, "")
+    assert run.out.splitlines()[-1] == "held by: unknown, no Nomad agent at http://127.0.0.1:9 (connection refused)"
+
+
+def test_holders_address_that_is_not_http(world: Testbed) -> None:
+    """A NOMAD_ADDR the CLI cannot use is named in the one line."""
+    run = run_cli("list", "--rules", RULES, environ={"NOMAD_ADDR": "unix:///run/nomad.sock"})
+    assert run.code == 0 and "NOMAD_ADDR 'unix:///run/nomad.sock' is not an http:// or https:// address" in run.out
+
+
+def test_holders_ignore_proxies_for_a_local_agent(world: Testbed, agent: FakeAgent,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY does not divert requests to a loopback agent (as Go's client under the nomad CLI does)."""
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    run = run_cli("list", "--rules", RULES, "--json", environ={"NOMAD_ADDR": agent.address})
+    assert json.loads(run.out)["nomad"]["error"] is None
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (and its key), made with openssl."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (Debian package openssl)")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "agent.pem", folder / "agent-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=client.global.nomad", "-addext", "subjectAltName=IP:127.0.0.1,DNS:client.global.nomad",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def test_holders_over_tls_verify_with_nomad_cacert(world: Testbed, certificate: tuple[Path, Path]) -> None:
+    """https agents: NOMAD_CACERT verifies; without it the TLS failure is the line; NOMAD_SKIP_VERIFY=1 skips."""
+    cert, key = certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    served = FakeAgent(tls=context)
+    try:
+        def error(**env: str) -> str | None:
+            run = run_cli("list", "--rules", RULES, "--json", environ={"NOMAD_ADDR": served.address, **env})
+            assert run.code == 0
+            return json.loads(run.out)["nomad"]["error"]
+
+        assert error(NOMAD_CACERT=str(cert)) is None
+        assert error(NOMAD_CACERT=str(cert), NOMAD_TLS_SERVER_NAME="client.global.nomad") is None
+        unverified = error()
+        assert unverified is not None and "failed: certificate verify failed: self-signed certificate" in unverified
+        assert "NOMAD_CACERT" in unverified
+        assert error(NOMAD_SKIP_VERIFY="1") is None
+    finally:
+        served.close()
