@@ -4,6 +4,12 @@ Everything pyudev hands us is converted at once into the frozen records of ``dis
 no pyudev object leaves this module. :class:`UdevSource` enumerates USB devices and owns the
 udev Monitor whose events the watcher treats as doorbells (re-read, diff, publish).
 
+Devices are read the way libudev reads them, but with each file read once: their properties from
+the uevent file and udev's database (``udevdb``), ids and configuration from the binary
+``descriptors``, children from sysfs's node and network indexes in one pass for all devices
+(``enumerate``) or from the device's own subtree (``device_at``, what one event costs). The
+Monitor is pyudev's.
+
 Lifecycle rules that matter on real hardware as much as under umockdev: nothing is created at
 import; :meth:`UdevSource.start` creates the Monitor and binds it (``Monitor.start()``) before it
 returns, so no event sent after ``start()`` is lost; children (tty, hidraw, net ...) may appear
@@ -17,7 +23,6 @@ import logging
 import os
 import re
 import select
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -26,6 +31,7 @@ import pyudev
 from discovery.model import Child, Interface, UsbDevice, frozen_mapping
 from discovery.sources.base import SourceError
 from discovery.sources.descriptors import ConfigDescriptor, parse_descriptors, sysfs_text
+from discovery.sources.udevdb import UnreadableDeviceError, device_properties, link_name, read_bytes, sys_name_of
 
 log = logging.getLogger(__name__)
 
@@ -100,31 +106,9 @@ def usb_device_path_of(sys_path: str) -> str | None:
     return None
 
 
-def _read(path: str, limit: int = 1 << 16) -> bytes | None:
-    """A whole sysfs file, or None when it cannot be read (absent, or its device went away)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        chunks = []
-        size = 0
-        while size < limit:
-            chunk = os.read(fd, 4096)  # binary attributes come a page at a time
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
 def _read_text(path: str) -> str | None:
     """A sysfs text attribute without surrounding blanks (the kernel pads some: `` 2.00``), or None."""
-    raw = _read(path)
+    raw = read_bytes(path)
     return None if raw is None else raw.decode("utf-8", errors="replace").strip()
 
 
@@ -185,25 +169,6 @@ class SysfsAttributes(Mapping[str, str]):
         return f"SysfsAttributes({self._sys_path!r}, {known!r})"
 
 
-def _properties(device: pyudev.Device) -> dict[str, str]:
-    """Every udev property in one pass: one uevent read and one database look-up.
-
-    pyudev's ``dict(device.properties)`` asks libudev for each key separately, and libudev tries the
-    database file again on every ask while it has none (a device udevd has not processed, or any
-    device in a umockdev world). Decoded as pyudev decodes them: non-UTF-8 raises ValueError.
-    """
-    libudev = device._libudev  # pyudev keeps no public way to walk a list entry's values
-    encoding = sys.getfilesystemencoding()
-    props = {}
-    entry = libudev.udev_device_get_properties_list_entry(device)
-    while entry:
-        value = libudev.udev_list_entry_get_value(entry)
-        if value is not None:
-            props[libudev.udev_list_entry_get_name(entry).decode(encoding)] = value.decode(encoding)
-        entry = libudev.udev_list_entry_get_next(entry)
-    return props
-
-
 @dataclass(frozen=True)
 class Below:
     """What sits below one usb_device, found by its caller: its interfaces' kernel names and candidate children.
@@ -214,6 +179,7 @@ class Below:
 
     interfaces: tuple[str, ...] = ()
     children: tuple[str, ...] = ()
+    without_driver: frozenset[str] = frozenset()  # directories seen to have no driver link: no need to ask
 
 
 def interface_owner(name: str) -> str | None:
@@ -234,6 +200,7 @@ def below_by_walking(sys_path: str) -> Below:
     """
     interfaces: list[str] = []
     children: list[str] = []
+    without_driver: set[str] = set()
     stack = [sys_path]
     while stack:
         path = stack.pop()
@@ -243,6 +210,8 @@ def below_by_walking(sys_path: str) -> Below:
         except OSError:
             continue  # gone while we looked
         names = {entry.name for entry in entries}
+        if "driver" not in names:
+            without_driver.add(path)
         if path != sys_path and ("dev" in names or path.rsplit("/", 2)[-2] == "net"):
             children.append(path)
         for entry in entries:
@@ -254,7 +223,7 @@ def below_by_walking(sys_path: str) -> Below:
                 if _INTERFACE_NAME.match(entry.name):
                     interfaces.append(entry.name)
             stack.append(entry.path)
-    return Below(tuple(sorted(interfaces)), tuple(sorted(children)))
+    return Below(tuple(sorted(interfaces)), tuple(sorted(children)), frozenset(without_driver))
 
 
 def below_by_index(usb_sys_paths: Iterable[str]) -> dict[str, list[str]]:
@@ -288,22 +257,25 @@ def below_by_index(usb_sys_paths: Iterable[str]) -> dict[str, list[str]]:
     return grouped
 
 
-def usb_device_from_udev(device: pyudev.Device, below: Below | None = None) -> UsbDevice:
-    """Convert a udev ``usb``/``usb_device`` into a :class:`UsbDevice` with interfaces and children.
+def read_usb_device(sys_path: str, below: Below | None = None, subsystem: str | None = None) -> UsbDevice:
+    """Read the usb_device at ``sys_path`` into a :class:`UsbDevice` with interfaces and children.
 
     ``below`` (interface names and candidate children) may be passed in by a caller that found them
-    for many devices at once; otherwise the device's own subtree is walked. The ids, class, version
-    and configuration come from one read of the binary ``descriptors`` file where it is complete,
-    and from the attribute files otherwise. Children are the devices below with a device node, plus
-    network interfaces. Raises :class:`UdevReadError` when the device is not a readable usb_device.
+    for many devices at once; otherwise the device's own subtree is walked. Its properties come from
+    one read of its uevent file and one of udev's database (``udevdb``), the ids, class, version and
+    configuration from one read of the binary ``descriptors`` file where it is complete, and from the
+    attribute files otherwise. Children are the devices below with a device node, plus network
+    interfaces. Raises :class:`UdevReadError` when there is no readable usb_device at ``sys_path``.
     """
-    sys_path = device.sys_path
-    sys_name = device.sys_name
-    props = _properties(device)
-    if props.get("DEVTYPE") != "usb_device":
+    try:
+        props = device_properties(sys_path, subsystem)
+    except UnreadableDeviceError as exc:
+        raise UdevReadError(str(exc)) from exc
+    if props.get("DEVTYPE") != "usb_device" or props.get("SUBSYSTEM") != "usb":
         raise UdevReadError(f"{sys_path}: not a usb_device (DEVTYPE {props.get('DEVTYPE')!r})")
+    sys_name = sys_name_of(sys_path)
     below = below if below is not None else below_by_walking(sys_path)
-    parsed = parse_descriptors(_read(f"{sys_path}/descriptors"))
+    parsed = parse_descriptors(read_bytes(f"{sys_path}/descriptors"))
     known: dict[str, str | None] = {}
     config_value = next((_config_of_interface(n) for n in below.interfaces), None)
     config = parsed.config(config_value) if parsed is not None and config_value is not None else None
@@ -333,10 +305,10 @@ def usb_device_from_udev(device: pyudev.Device, below: Below | None = None) -> U
         raise UdevReadError(f"{sys_path}: not a readable usb_device (gone, or no idVendor/busnum)")
 
     interfaces: list[Interface] = []
-    drivers: dict[str, str | None] = {}  # interface sys_path -> its driver
+    drivers: dict[str, str | None] = dict.fromkeys(below.without_driver)  # sys_path -> driver, as far as known
     iface_paths: list[tuple[str, int]] = []
     for name in below.interfaces:
-        interface = _interface(f"{sys_path}/{name}", name, config)
+        interface = _interface(f"{sys_path}/{name}", name, config, drivers)
         if interface is None:
             continue  # vanished while we read it
         drivers[f"{sys_path}/{name}"] = interface.driver
@@ -345,7 +317,7 @@ def usb_device_from_udev(device: pyudev.Device, below: Below | None = None) -> U
 
     children: list[Child] = []
     for path in sorted(below.children):
-        child = _child(device.context, path, sys_path, drivers, iface_paths)
+        child = _child(path, sys_path, drivers, iface_paths)
         if child is not None:
             children.append(child)
 
@@ -364,8 +336,8 @@ def usb_device_from_udev(device: pyudev.Device, below: Below | None = None) -> U
         device_class=_int(attrs.get("bDeviceClass"), 16) or 0,
         usb_version=version or None,
         speed_mbps=_speed(attrs.get("speed")),
-        device_node=device.device_node,
-        driver=device.driver,
+        device_node=props.get("DEVNAME"),
+        driver=drivers[sys_path] if sys_path in drivers else _driver_of(sys_path),
         interfaces=tuple(sorted(interfaces, key=lambda i: i.number)),
         children=tuple(sorted(children, key=lambda c: c.sys_path)),
         properties=frozen_mapping(props),
@@ -379,7 +351,7 @@ def _config_of_interface(name: str) -> int | None:
     return int(match.group(3)) if match else None
 
 
-def _interface(path: str, name: str, config: ConfigDescriptor | None) -> Interface | None:
+def _interface(path: str, name: str, config: ConfigDescriptor | None, drivers: dict[str, str | None]) -> Interface | None:
     """One interface: its number from its name, its class from the descriptors (else its attribute files)."""
     match = _INTERFACE_NAME.match(name)
     number = int(match.group(4)) if match else _int(_read_text(f"{path}/bInterfaceNumber"), 16)
@@ -391,40 +363,35 @@ def _interface(path: str, name: str, config: ConfigDescriptor | None) -> Interfa
     else:
         classes = [_int(_read_text(f"{path}/{attr}"), 16) or 0
                    for attr in ("bInterfaceClass", "bInterfaceSubClass", "bInterfaceProtocol")]
+    driver = drivers[path] if path in drivers else _driver_of(path)
     return Interface(number=number, interface_class=classes[0], interface_subclass=classes[1],
-                     interface_protocol=classes[2], driver=_driver_of(path), sys_name=name)
+                     interface_protocol=classes[2], driver=driver, sys_name=name)
 
 
 def _driver_of(path: str) -> str | None:
     """The driver bound to the device at ``path`` (the name its ``driver`` link points to), or None."""
-    try:
-        return os.path.basename(os.readlink(f"{path}/driver"))
-    except OSError:
-        return None
+    return link_name(f"{path}/driver")
 
 
-def _child(context: pyudev.Context, path: str, top: str, drivers: dict[str, str | None],
-           iface_paths: list[tuple[str, int]]) -> Child | None:
+def _child(path: str, top: str, drivers: dict[str, str | None], iface_paths: list[tuple[str, int]]) -> Child | None:
     """The child at ``path`` if it is one (a node, or a network interface, not a USB device), else None."""
     try:
-        d = pyudev.Devices.from_sys_path(context, path)
-    except pyudev.DeviceNotFoundError:
+        child_props = device_properties(path)
+    except UnreadableDeviceError:
         return None  # gone while we read
-    subsystem = d.subsystem
-    if subsystem is None or subsystem == "usb":
-        return None
-    node = d.device_node
-    if node is None and subsystem != "net":
-        return None
-    try:
-        child_props = _properties(d)
     except ValueError:  # a property that is not UTF-8 (an operator's ENV{} rule, say): skip the child
         log.warning("skipping a child with undecodable udev properties", extra={"sys_path": path})
+        return None
+    subsystem = child_props.get("SUBSYSTEM")
+    if subsystem is None or subsystem == "usb":
+        return None
+    node = child_props.get("DEVNAME")
+    if node is None and subsystem != "net":
         return None
     return Child(
         subsystem=subsystem,
         sys_path=path,
-        sys_name=d.sys_name,
+        sys_name=sys_name_of(path),
         device_node=node,
         interface_number=next((n for p, n in iface_paths if _is_under(path, p)), None),
         driver=_nearest_driver(path, top, drivers),
@@ -473,65 +440,49 @@ class UdevSource:
         monitor.start()  # binds now: events sent before this would be lost
         self._monitor = monitor
 
-    @property
-    def _ctx(self) -> pyudev.Context:
-        if self._context is None:
-            # enumerate() without start(): a context alone is harmless (no socket)
-            self._context = pyudev.Context()
-        return self._context
-
     def enumerate(self) -> list[UsbDevice]:
         """Every USB device now attached, sorted by sys_path; devices vanishing meanwhile are skipped.
 
         One pass: the bus's device list gives the devices and their interfaces by name, and the
         node and network indexes give every device's children, so nothing is walked per device.
         """
-        ctx = self._ctx
         try:
             names = sorted(os.listdir(BUS_DEVICES))
         except FileNotFoundError:
             return []  # no USB core in this kernel: nothing attached
         interfaces: dict[str, list[str]] = {}
-        devices: list[pyudev.Device] = []
+        devices: dict[str, str] = {}  # sys_path -> kernel name
         for name in names:
             owner = interface_owner(name)
             if owner is not None:
                 interfaces.setdefault(owner, []).append(name)
             elif _USB_DEVICE_NAME.match(name):
-                try:
-                    devices.append(pyudev.Devices.from_sys_path(ctx, f"{BUS_DEVICES}/{name}"))
-                except pyudev.DeviceNotFoundError:
+                try:  # the bus lists links to the devices' own directories
+                    devices[os.path.normpath(os.path.join(BUS_DEVICES, os.readlink(f"{BUS_DEVICES}/{name}")))] = name
+                except OSError:
                     continue  # gone since the listing
-        children = below_by_index(d.sys_path for d in devices)
+        children = below_by_index(devices)
         result = []
-        for device in devices:
-            sys_path = device.sys_path
-            below = Below(tuple(interfaces.get(device.sys_name, ())), tuple(children.get(sys_path, ())))
+        for sys_path, name in devices.items():
+            below = Below(tuple(interfaces.get(name, ())), tuple(children.get(sys_path, ())))
             try:
-                result.append(usb_device_from_udev(device, below))
+                result.append(read_usb_device(sys_path, below, subsystem="usb"))
             except ValueError as exc:  # undecodable (non-UTF-8) udev data: this device, not the world, is lost
                 log.warning("skipping a device with unreadable udev data", extra={"sys_path": sys_path,
                                                                                    "error": str(exc)})
-            except (UdevReadError, pyudev.DeviceNotFoundError, OSError) as exc:
+            except (UdevReadError, OSError) as exc:
                 log.debug("skipping device that went away during enumeration", extra={"sys_path": sys_path,
                                                                                        "error": str(exc)})
         result.sort(key=lambda d: d.sys_path)
         return result
 
     def device_at(self, sys_path: str) -> UsbDevice | None:
-        """The usb_device at ``sys_path``, or None if it is not there (any more) or not a usb_device.
-
-        Reads that one device and its own subtree, nothing else.
+        """The usb_device at ``sys_path`` (a device's own path, as events name it), or None if it is not
+        there (any more) or not a usb_device. Reads that one device and its own subtree, nothing else.
         """
-        try:
-            device = pyudev.Devices.from_sys_path(self._ctx, sys_path)
-        except pyudev.DeviceNotFoundError:
-            return None
-        try:
-            if device.subsystem != "usb" or device.device_type != "usb_device":
-                return None
-            return usb_device_from_udev(device)
-        except (UdevReadError, pyudev.DeviceNotFoundError, OSError, ValueError):
+        try:  # not a usb_device (an interface, a tty): its DEVTYPE says so, and it reads as None
+            return read_usb_device(sys_path)
+        except (UdevReadError, OSError, ValueError):
             # ValueError: undecodable (non-UTF-8) udev data; the device is left out, not the world
             return None
 

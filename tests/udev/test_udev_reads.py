@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ from discovery.fake import usb_devices
 from discovery.fake.testbed import Plugged, Testbed, list_fixtures, load_fixture
 from discovery.model import UsbDevice
 from discovery.rules.loader import parse_rules
-from discovery.sources.udev import DEVICE_ATTRIBUTES, UdevSource, _properties
+from discovery.sources.udev import DEVICE_ATTRIBUTES, UdevSource
+from discovery.sources.udevdb import device_properties
 
 
 def everything(device: UsbDevice) -> tuple[Any, ...]:
@@ -59,15 +61,20 @@ def test_enumerate_and_device_at_read_every_device_the_same(testbed: Testbed) ->
     assert hub.children == ()  # the tethered phone and the key behind it have their own
 
 
-def test_properties_in_one_pass_equal_pyudevs_mapping(testbed: Testbed) -> None:
-    """Walking libudev's property list once gives exactly what pyudev's properties mapping gives."""
-    handle = testbed.plug(usb_devices.make_ftdi())
+def test_properties_read_once_equal_pyudevs_for_every_device_in_the_world(testbed: Testbed) -> None:
+    """For every device of every kind (usb_device, interface, usb-serial port, hid, tty, hidraw, net),
+    one read of its uevent file and database entry gives exactly pyudev's properties."""
+    plug_everything(testbed)
     context = pyudev.Context()
-    for path in (handle.sys_path, handle.sys_path + "/1-2:1.0", handle.sys_path + "/1-2:1.0/ttyUSB0/tty/ttyUSB0"):
-        device = pyudev.Devices.from_sys_path(context, path)
+    checked = 0
+    for folder, _, files in os.walk(str(testbed.root) + "/sys/devices"):
+        if "uevent" not in files:
+            continue
+        path = folder.removeprefix(str(testbed.root))
         expected = dict(pyudev.Devices.from_sys_path(context, path).properties)
-        assert _properties(device) == expected
-        assert len(expected) > 5
+        assert device_properties(path) == expected, path
+        checked += 1
+    assert checked > 60
 
 
 @pytest.mark.parametrize("name", list_fixtures())
@@ -122,4 +129,5 @@ rules:
     testbed.plug(usb_devices.make_ftdi(port="1-3", devnum=9, tty=5, serial="OTHER"))
     with_urbnum, without = UdevSource().enumerate()
     assert [rules.match(d).group.name for d in (with_urbnum, without)] == ["urb-17", "plain"]  # type: ignore[union-attr]
+
 
