@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import select
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import pyudev
@@ -64,6 +64,7 @@ BUS_DEVICES = "/sys/bus/usb/devices"
 CHAR_INDEX = "/sys/dev/char"
 BLOCK_INDEX = "/sys/dev/block"
 NET_INDEX = "/sys/class/net"
+BATCH_MIN = 4  # devices_at(): fewer paths than this are always walked one by one
 
 
 class UdevReadError(SourceError):
@@ -485,6 +486,34 @@ class UdevSource:
         except (UdevReadError, OSError, ValueError):
             # ValueError: undecodable (non-UTF-8) udev data; the device is left out, not the world
             return None
+
+    def devices_at(self, sys_paths: Sequence[str]) -> list[UsbDevice | None]:
+        """``device_at`` for each path; a burst that is a good part of the bus is read in one pass.
+
+        One walk per device costs a directory listing per level of its subtree; one pass over the
+        node indexes costs a link per node in the world, so it pays once the burst is a quarter of
+        the bus (a hub full of adapters, a storm), and is what enumerate() does.
+        """
+        try:
+            names = os.listdir(BUS_DEVICES) if len(sys_paths) >= BATCH_MIN else []
+        except FileNotFoundError:
+            names = []
+        if len(sys_paths) * 4 < sum(1 for n in names if _USB_DEVICE_NAME.match(n)) or not names:
+            return [self.device_at(path) for path in sys_paths]
+        interfaces: dict[str, list[str]] = {}
+        for name in names:
+            owner = interface_owner(name)
+            if owner is not None:
+                interfaces.setdefault(owner, []).append(name)
+        children = below_by_index(sys_paths)
+        result: list[UsbDevice | None] = []
+        for path in sys_paths:
+            below = Below(tuple(sorted(interfaces.get(sys_name_of(path), ()))), tuple(children.get(path, ())))
+            try:
+                result.append(read_usb_device(path, below))
+            except (UdevReadError, OSError, ValueError):  # as device_at: gone, not a usb_device, undecodable
+                result.append(None)
+        return result
 
     def fileno(self) -> int:
         """The monitor's file descriptor, readable when events are pending (for select/poll/asyncio)."""

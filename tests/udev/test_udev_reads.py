@@ -131,3 +131,16 @@ rules:
     assert [rules.match(d).group.name for d in (with_urbnum, without)] == ["urb-17", "plain"]  # type: ignore[union-attr]
 
 
+
+def test_devices_at_a_burst_reads_as_device_at_one_by_one(testbed: Testbed) -> None:
+    """A burst read in one pass (paths of devices, of an interface, of a device gone) equals device_at per path."""
+    plug_everything(testbed)
+    source = UdevSource()
+    gone = testbed.plug(usb_devices.make_ftdi(port="1-12", devnum=40, tty=40, serial="GONE"))
+    testbed.unplug(gone)
+    paths = sorted(d.sys_path for d in source.enumerate()) + [gone.sys_path, EXTRA_FAKES[1].sys_path + "/1-11:1.0"]
+    together = source.devices_at(paths)
+    alone = [source.device_at(path) for path in paths]
+    assert [None if d is None else everything(d) for d in together] == [None if d is None else everything(d)
+                                                                        for d in alone]
+    assert together[-2:] == [None, None] and all(d is not None for d in together[:-2])
