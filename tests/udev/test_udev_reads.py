@@ -10,7 +10,7 @@ import pyudev
 import pytest
 
 from discovery.fake import usb_devices
-from discovery.fake.testbed import Plugged, Testbed, list_fixtures, load_fixture
+from discovery.fake.testbed import FIXTURES_DIR, Plugged, Testbed, list_fixtures, load_fixture, load_recording
 from discovery.model import UsbDevice
 from discovery.rules.loader import parse_rules
 from discovery.sources.udev import DEVICE_ATTRIBUTES, UdevSource
@@ -88,6 +88,23 @@ def test_attributes_equal_the_sysfs_files(testbed: Testbed, name: str) -> None:
             if file.exists():
                 files[attr] = file.read_bytes().decode("utf-8", errors="replace").strip()
         assert dict(device.attributes) == files
+
+
+KERNEL_RECORDINGS = sorted((FIXTURES_DIR / "kernel").glob("*.umockdev"))
+
+
+@pytest.mark.parametrize("file", KERNEL_RECORDINGS, ids=[f.stem for f in KERNEL_RECORDINGS])
+def test_attributes_equal_the_files_of_a_real_kernel_recording(testbed: Testbed, file: Path) -> None:
+    """A device recorded from a real kernel reads with the attribute values that kernel showed."""
+    testbed.plug(load_recording(file))
+    (device,) = UdevSource().enumerate()
+    files = {}
+    for attr in DEVICE_ATTRIBUTES:
+        path = sysfs_file(testbed, device.sys_path, attr)
+        if path.exists():
+            files[attr] = path.read_bytes().decode("utf-8", errors="replace").strip()
+    assert dict(device.attributes) == files
+    assert [i.number for i in device.interfaces] == list(range(int(files["bNumInterfaces"])))
 
 
 def _with_descriptors(testbed: Testbed, handle: Plugged, content: bytes | None) -> None:

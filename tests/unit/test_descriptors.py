@@ -33,18 +33,27 @@ def config(value: int, *body: bytes, interfaces: int | None = None, attributes: 
     return struct.pack("<BBHBBBBB", 9, 2, 9 + len(payload), count, value, 0, attributes, power) + payload
 
 
+KERNEL_RECORDINGS = sorted((FIXTURES_DIR / "kernel").glob("*.umockdev"))  # recorded from a real kernel (vm/)
+
+
 def fixture_usb_devices() -> list[tuple[str, dict[str, bytes]]]:
-    """(fixture/sys_name, attributes) of every usb_device recorded in fixtures/ that has a descriptors file."""
+    """(file/sys_name, attributes) of every usb_device recorded in fixtures/ that has a descriptors file."""
+    files = [FIXTURES_DIR / f"{name}.umockdev" for name in list_fixtures()] + KERNEL_RECORDINGS
     found = []
-    for name in list_fixtures():
-        records = parse_recording((FIXTURES_DIR / f"{name}.umockdev").read_text(encoding="utf-8"))
-        for rec in records:
+    for file in files:
+        for rec in parse_recording(file.read_text(encoding="utf-8"), source=str(file)):
             if rec.devtype == "usb_device" and "descriptors" in rec.attributes:
-                found.append((f"{name}/{rec.sys_name}", dict(rec.attributes)))
+                found.append((f"{file.parent.name}/{file.stem}/{rec.sys_name}", dict(rec.attributes)))
     return found
 
 
 FIXTURE_DEVICES = fixture_usb_devices()
+
+
+def test_real_kernel_recordings_are_there() -> None:
+    """The recordings of QEMU's devices and a gadget (SuperSpeed, hub, HID, CDC with IAD) are among the checked."""
+    names = {w.split("/")[1] for w, _ in FIXTURE_DEVICES if w.startswith("kernel/")}
+    assert {"qemu-usb-serial", "qemu-usb-kbd", "qemu-usb-storage", "qemu-usb-hub", "dummy-hcd-acm-gadget"} <= names
 
 
 @pytest.mark.parametrize(("where", "attributes"), FIXTURE_DEVICES, ids=[w for w, _ in FIXTURE_DEVICES])
