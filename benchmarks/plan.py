@@ -10,6 +10,7 @@ from dataclasses import dataclass
 class Plan:
     quick: bool = False
     startup_runs: int = 5  # plugin spawns for spawn -> handshake / first Fingerprint
+    cli_runs: int = 15  # runs of `nomad-device-usb --help` and of a bare interpreter
     enumerate_sizes: tuple[int, ...] = (10, 100, 1000)
     enumerate_runs: int = 3  # in-process repetitions per size
     wire_runs: int = 2  # process spawns per size and subject
@@ -35,7 +36,7 @@ class Plan:
     @classmethod
     def quick_plan(cls) -> Plan:
         """Tiny sizes: every code path once, in seconds rather than minutes (the smoke test)."""
-        return cls(quick=True, startup_runs=1, enumerate_sizes=(3, 10), enumerate_runs=1, wire_runs=1,
+        return cls(quick=True, startup_runs=1, cli_runs=2, enumerate_sizes=(3, 10), enumerate_runs=1, wire_runs=1,
                    hotplug_devices=5, storm_devices=10, storm_quiet_s=0.4, storm_idle_s=0.3, storm_busy_cap_s=5.0,
                    reserve_devices=10, reserve_calls=20, idle_devices=10, idle_seconds=1.0, idle_settle_s=0.2,
                    reload_runs=2, poll_interval=0.5, readings_devices=10, readings_interval="1s",

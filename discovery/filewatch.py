@@ -31,9 +31,13 @@ _EVENT_HEADER = struct.Struct("iIII")
 
 
 def _libc() -> ctypes.CDLL | None:
+    try:  # glibc's soname: find_library() would run ldconfig in a subprocess (milliseconds at start-up)
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        pass
     name = ctypes.util.find_library("c")
     try:
-        return ctypes.CDLL(name or "libc.so.6", use_errno=True)
+        return ctypes.CDLL(name, use_errno=True) if name else None
     except OSError:
         return None
 

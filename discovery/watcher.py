@@ -301,9 +301,9 @@ class Discovery:
             self._dirty.clear()
             self._table.replace_all(self._source.enumerate(), wall)
         else:
-            dirty, self._dirty = self._dirty, set()
-            for path in sorted(dirty):  # parents before children
-                self._table.update(path, self._source.device_at(path), wall)
+            paths, self._dirty = sorted(self._dirty), set()  # parents before children
+            for path, device in zip(paths, self._source.devices_at(paths), strict=True):  # a burst: one pass
+                self._table.update(path, device, wall)
         self._table.expire(wall)
         self._commands_stale = True
         self._publish()

@@ -2,9 +2,8 @@
 
 The server (plugin.server) checks the cookie, makes the socket directory and writes the handshake
 line; the go-plugin host (plugin.host) sets the cookie and parses that line. Both use this one
-module, so the two ends cannot drift apart. Nothing here imports grpc, so the magic-cookie check
-(the path a person hits when running the executable by hand) and the CLI stay fast, and every rule
-can be unit tested without starting a server.
+module (the cookie itself is in ``plugin.cookie``, re-exported here), so the two ends cannot drift
+apart. Nothing here imports grpc, and every rule can be unit tested without starting a server.
 """
 
 from __future__ import annotations
@@ -16,10 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+# The cookie lives in its own module so the executable's first decision imports nothing; re-exported here.
+from plugin.cookie import MAGIC_COOKIE_KEY as MAGIC_COOKIE_KEY
+from plugin.cookie import MAGIC_COOKIE_VALUE as MAGIC_COOKIE_VALUE
+from plugin.cookie import NOT_A_PROGRAM_MESSAGE as NOT_A_PROGRAM_MESSAGE
+from plugin.cookie import check_cookie as check_cookie
+
 log = logging.getLogger(__name__)
 
-MAGIC_COOKIE_KEY = "NOMAD_PLUGIN_MAGIC_COOKIE"
-MAGIC_COOKIE_VALUE = "e4327c2e01eabfd75a8a67adb114fb34a757d57eee7728d857a8cec6e91a7255"
 CORE_PROTOCOL_VERSION = 1
 APP_PROTOCOL_VERSION = 2
 PROTOCOL_VERSIONS_KEY = "PLUGIN_PROTOCOL_VERSIONS"
@@ -34,25 +37,9 @@ FALLBACK_SOCKET_BASE = "/tmp"
 # tempfile.mkdtemp appends 8 random characters to the prefix.
 _MKDTEMP_RANDOM_CHARS = 8
 
-NOT_A_PROGRAM_MESSAGE = """\
-nomad-device-usb: this executable is a Nomad device plugin.
-
-It is started by a Nomad client agent, which finds it in the agent's
-plugin_dir (with a matching plugin "nomad-device-usb" block in the agent
-configuration); it is not meant to be run by hand like this.
-
-The same executable also has command-line subcommands for people:
-  nomad-device-usb --help
-"""
-
 
 class HandshakeError(Exception):
     """The handshake cannot happen: the environment does not allow serving, or the line is wrong or missing."""
-
-
-def check_cookie(environ: Mapping[str, str]) -> bool:
-    """Tell whether the Nomad magic cookie is present and exact."""
-    return environ.get(MAGIC_COOKIE_KEY) == MAGIC_COOKIE_VALUE
 
 
 def negotiate_protocol(environ: Mapping[str, str]) -> int:

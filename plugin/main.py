@@ -4,29 +4,17 @@ Plugin mode is chosen by the magic cookie rather than by an empty argv,
 because the agent appends the `args` list of the `plugin` block to our command
 line. Without the cookie and without arguments, we explain to the person at the
 terminal what this executable is (and point at --help); with arguments, the CLI
-(plugin.cli.main) runs. Neither of those two paths imports grpc.
+(plugin.cli.main) runs. Neither of those two paths imports grpc, and this module
+imports nothing but the cookie check, so each path loads only what it uses
+(plugin mode: plugin.plugin_mode).
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import signal
 import sys
-import threading
-from typing import TYPE_CHECKING
 
-from plugin.handshake import NOT_A_PROGRAM_MESSAGE, check_cookie
-from plugin.logs import setup_logging
-
-if TYPE_CHECKING:
-    from plugin.runtime import Runtime
-
-log = logging.getLogger(__name__)
-
-# Until SetConfig brings the operator's log_level.
-DEFAULT_LOG_LEVEL = "info"
-ORPHAN_CHECK_S = 2.0
+from plugin.cookie import NOT_A_PROGRAM_MESSAGE, check_cookie
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,35 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         from plugin.cli.main import main as cli_main
 
         return cli_main(args)
-    setup_logging(DEFAULT_LOG_LEVEL)
-    # Imported only in plugin mode, so the CLI never loads grpc.
-    from plugin import services
-    from plugin.runtime import Runtime
-    from plugin.server import serve_and_exit
+    from plugin.plugin_mode import run
 
-    runtime = Runtime()
-    watch_for_orphaning(runtime)
-    serve_and_exit(lambda server: services.register(server, runtime), on_shutdown=runtime.stop)
-
-
-def watch_for_orphaning(runtime: Runtime, interval: float = ORPHAN_CHECK_S) -> None:
-    """Exit when the agent is gone and this process never served devices.
-
-    Nomad stops a plugin whose SetConfig failed only by forgetting it (the process lives on), and an
-    agent that dies during its start-up launches leaves them behind too. A long-lived instance that
-    served devices must outlive an agent crash instead, so the next agent can reattach and stop it.
-    """
-    parent = os.getppid()
-
-    def watch() -> None:
-        tick = threading.Event()  # never set: a sleep that is not time.sleep
-        while not tick.wait(interval):
-            if os.getppid() != parent and not runtime.serving_devices:
-                log.info("the Nomad agent that started this plugin is gone; exiting", extra={"parent": parent})
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-
-    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+    run()
 
 
 if __name__ == "__main__":

@@ -11,16 +11,16 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from discovery.rules.loader import load_rules, rules_from_dicts
-from discovery.rules.model import Rule
-from discovery.rules.ruleset import RuleSet
-from discovery.nodes import handed_over_children
-from discovery.snapshot import Snapshot
-from discovery.sources.default import default_source
-from discovery.watcher import Discovery
 from plugin.config import PluginConfig
 from plugin.logs import set_level
+
+if TYPE_CHECKING:  # discovery loads on first use (SetConfig), after the handshake line is out
+    from discovery.rules.model import Rule
+    from discovery.rules.ruleset import RuleSet
+    from discovery.snapshot import Snapshot
+    from discovery.watcher import Discovery
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,9 @@ RESET_SETTLE_S = 5.0  # how long Reserve waits for a reset device to be back
 
 def all_rules(rules_file: str | None, inline: Sequence[Rule]) -> RuleSet:
     """The plugin config's inline rules first, then the rules file's (read anew on each call)."""
+    from discovery.rules.loader import load_rules
+    from discovery.rules.ruleset import RuleSet
+
     return RuleSet.from_parts(list(inline), load_rules(rules_file) if rules_file else None)
 
 
@@ -42,6 +45,8 @@ class Runtime:
 
     def configure(self, config: PluginConfig) -> None:
         """Check the whole config (the rules file included) before anything of it is applied."""
+        from discovery.rules.loader import rules_from_dicts
+
         inline = rules_from_dicts([dict(r) for r in config.inline_rules], "plugin config", field_prefix="rule")
         all_rules(config.rules_file, inline)  # RulesError: file, line, field, or a group two rules disagree on
         with self._lock:
@@ -66,6 +71,9 @@ class Runtime:
         return self._discovery is not None or self._stopped
 
     def discovery(self) -> Discovery:
+        from discovery.sources.default import default_source
+        from discovery.watcher import Discovery
+
         with self._lock:
             if self._discovery is None:
                 if self._stopped:
@@ -108,6 +116,7 @@ class Runtime:
         ]
         if not to_reset:
             return snapshot
+        from discovery.nodes import handed_over_children
         from discovery.reservation import DeviceUnavailableError
         from discovery.sources.usbfs import UsbResetError, reset_device
 

@@ -283,6 +283,7 @@ def _serve_on(
     register: Register,
     on_shutdown: Callable[[], None] | None,
     stop: _StopRequest,
+    on_serving: Callable[[], None] | None = None,
 ) -> int:
     holder = _StreamHolder()
     # A failing register callback or bind propagates: serve()'s finally
@@ -297,6 +298,8 @@ def _serve_on(
         server.stop(None)
         return 1
     log.info("plugin serving", extra={"socket": str(sockets.socket), "pid": os.getpid()})
+    if on_serving is not None:
+        on_serving()
 
     reason = stop.wait()
     log.info("plugin stopping", extra={"reason": reason})
@@ -314,13 +317,15 @@ def serve(
     *,
     on_shutdown: Callable[[], None] | None = None,
     environ: Mapping[str, str] | None = None,
+    on_serving: Callable[[], None] | None = None,
 ) -> int:
     """Run the plugin until the host shuts it down; return the exit code.
 
     `register` adds the caller's servicers to the grpc server before it starts.
     `on_shutdown` runs once when a stop begins (Shutdown RPC or SIGTERM), before
     the server stops, so long-lived work (discovery, open streams) can end; it
-    gets SHUTDOWN_HOOK_SECONDS. Logging must already be set up.
+    gets SHUTDOWN_HOOK_SECONDS. `on_serving` runs once the handshake line is out (it must not
+    block: start a thread). Logging must already be set up.
     """
     env = os.environ if environ is None else environ
     if not check_cookie(env):
@@ -343,7 +348,7 @@ def serve(
     try:
         sockets = make_socket_dir(env)
         try:
-            return _serve_on(sockets, register, on_shutdown, stop)
+            return _serve_on(sockets, register, on_shutdown, stop, on_serving)
         finally:
             sockets.remove()
     except HandshakeError as exc:
@@ -359,7 +364,10 @@ def serve(
 
 
 def serve_and_exit(
-    register: Register, *, on_shutdown: Callable[[], None] | None = None
+    register: Register,
+    *,
+    on_shutdown: Callable[[], None] | None = None,
+    on_serving: Callable[[], None] | None = None,
 ) -> NoReturn:
     """Serve, then end the process at once with serve's exit code.
 
@@ -368,7 +376,7 @@ def serve_and_exit(
     Everything worth keeping was flushed and cleaned up by then.
     """
     try:
-        code = serve(register, on_shutdown=on_shutdown)
+        code = serve(register, on_shutdown=on_shutdown, on_serving=on_serving)
     except Exception:  # top of the process: log as one JSON entry, then exit 1
         log.exception("plugin failed to start")
         code = 1

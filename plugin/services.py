@@ -15,26 +15,21 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import grpc
 
-from discovery.reservation import (
-    DeviceUnavailableError,
-    EmptyRequestError,
-    ReservationError,
-    UnknownDeviceError,
-    plan_reservation,
-)
 from discovery.rules.errors import RulesError
-from discovery.snapshot import Snapshot
-from discovery.watcher import Discovery
 from plugin import __version__
 from plugin.config import CONFIG_SPEC, ConfigError, decode_config
-from plugin.fingerprint import build_fingerprint
-from plugin.runtime import Runtime
 from plugin.schema import spec_to_proto
-from plugin.stats import build_stats
 from proto import base_pb2, base_pb2_grpc, device_pb2, device_pb2_grpc
+
+if TYPE_CHECKING:  # the rest of discovery loads on first use, after the handshake line is out
+    from discovery.reservation import ReservationError
+    from discovery.snapshot import Snapshot
+    from discovery.watcher import Discovery
+    from plugin.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +38,17 @@ RETRY_START_S = 5.0
 MIN_STATS_INTERVAL_S = 0.1
 DEVICE_API_VERSION = "v0.1.0"
 
-_STATUS_FOR_ERROR: dict[type[ReservationError], grpc.StatusCode] = {
-    EmptyRequestError: grpc.StatusCode.INVALID_ARGUMENT,
-    UnknownDeviceError: grpc.StatusCode.NOT_FOUND,
-    DeviceUnavailableError: grpc.StatusCode.FAILED_PRECONDITION,
-}
+
+def _status_for(exc: ReservationError) -> grpc.StatusCode:
+    """The gRPC code a refused reservation gets (the one place domain errors meet status codes)."""
+    from discovery.reservation import DeviceUnavailableError, EmptyRequestError, UnknownDeviceError
+
+    codes: dict[type[ReservationError], grpc.StatusCode] = {
+        EmptyRequestError: grpc.StatusCode.INVALID_ARGUMENT,
+        UnknownDeviceError: grpc.StatusCode.NOT_FOUND,
+        DeviceUnavailableError: grpc.StatusCode.FAILED_PRECONDITION,
+    }
+    return codes.get(type(exc), grpc.StatusCode.FAILED_PRECONDITION)
 
 
 class BasePluginServicer(base_pb2_grpc.BasePluginServicer):
@@ -94,6 +95,8 @@ class DevicePluginServicer(device_pb2_grpc.DevicePluginServicer):
     def Fingerprint(
         self, request: device_pb2.FingerprintRequest, context: grpc.ServicerContext
     ) -> Iterator[device_pb2.FingerprintResponse]:
+        from plugin.fingerprint import build_fingerprint
+
         cancelled = threading.Event()
         discovery = self._discovery_or_none()
         if discovery is None:
@@ -143,11 +146,13 @@ class DevicePluginServicer(device_pb2_grpc.DevicePluginServicer):
             return None
 
     def Reserve(self, request: device_pb2.ReserveRequest, context: grpc.ServicerContext) -> device_pb2.ReserveResponse:
+        from discovery.reservation import ReservationError, plan_reservation
+
         ids = list(request.device_ids)
         try:
             plan = plan_reservation(ids, self._runtime.snapshot_for_reservation(ids))
         except ReservationError as exc:
-            code = _STATUS_FOR_ERROR.get(type(exc), grpc.StatusCode.FAILED_PRECONDITION)
+            code = _status_for(exc)
             log.warning("reservation refused", extra={"device_ids": ",".join(ids), "error": str(exc)})
             context.abort(code, str(exc))
         except Exception as exc:  # discovery down: say so instead of an opaque UNKNOWN
@@ -168,6 +173,8 @@ class DevicePluginServicer(device_pb2_grpc.DevicePluginServicer):
         return device_pb2.ReserveResponse(container_res=res)  # always present: Nomad crashes without it
 
     def Stats(self, request: device_pb2.StatsRequest, context: grpc.ServicerContext) -> Iterator[device_pb2.StatsResponse]:
+        from plugin.stats import build_stats
+
         interval = request.collection_interval.ToTimedelta().total_seconds() or 1.0
         interval = max(interval, MIN_STATS_INTERVAL_S)
         cancelled = threading.Event()

@@ -78,7 +78,7 @@ class EmulatedDevice:
     kind: str
     id: str
     serial: str
-    port: int
+    port: int | str  # a root port, or "root.hub" for a port of a usb-hub plugged there ("3.5")
     chardev_out: str | None = None
 
     @property

@@ -94,6 +94,8 @@ def stage_share(share: Path, with_plugin: bool) -> dict[str, str]:
     Returns what the guest should know about the share (paths as the guest sees them).
     """
     shutil.copytree(GUEST_CODE, share / "guest", ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+    # the benchmarks' minimal pyudev scan, which the guest's scale measurements compare with
+    shutil.copy(REPO / "benchmarks" / "baselines.py", share / "guest" / "baselines.py")
     staged: dict[str, str] = {}
     if with_plugin:
         wheel = build_wheel(share / "wheels")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from discovery.model import UsbDevice
@@ -55,6 +55,10 @@ class MemorySource:
     def device_at(self, sys_path: str) -> UsbDevice | None:
         with self._cond:
             return self._devices.get(sys_path)
+
+    def devices_at(self, sys_paths: Sequence[str]) -> list[UsbDevice | None]:
+        with self._cond:
+            return [self._devices.get(path) for path in sys_paths]
 
     def fileno(self) -> int:
         if self._read_fd is None:

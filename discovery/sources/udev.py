@@ -4,6 +4,12 @@ Everything pyudev hands us is converted at once into the frozen records of ``dis
 no pyudev object leaves this module. :class:`UdevSource` enumerates USB devices and owns the
 udev Monitor whose events the watcher treats as doorbells (re-read, diff, publish).
 
+Devices are read the way libudev reads them, but with each file read once: their properties from
+the uevent file and udev's database (``udevdb``), ids and configuration from the binary
+``descriptors``, children from sysfs's node and network indexes in one pass for all devices
+(``enumerate``) or from the device's own subtree (``device_at``, what one event costs). The
+Monitor is pyudev's.
+
 Lifecycle rules that matter on real hardware as much as under umockdev: nothing is created at
 import; :meth:`UdevSource.start` creates the Monitor and binds it (``Monitor.start()``) before it
 returns, so no event sent after ``start()`` is lost; children (tty, hidraw, net ...) may appear
@@ -17,13 +23,15 @@ import logging
 import os
 import re
 import select
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import pyudev
 
 from discovery.model import Child, Interface, UsbDevice, frozen_mapping
 from discovery.sources.base import SourceError
+from discovery.sources.descriptors import ConfigDescriptor, parse_descriptors, sysfs_text
+from discovery.sources.udevdb import UnreadableDeviceError, device_properties, link_name, read_bytes, sys_name_of
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +41,10 @@ DEFAULT_SUBSYSTEMS: tuple[str, ...] = (
     "usb", "tty", "hidraw", "net", "sound", "video4linux", "block", "input", "usbmisc", "scsi_generic",
 )
 
-# sysfs attributes copied into UsbDevice.attributes (rules and templates read them). A fixed
-# list, the text attributes of a usb_device: reading every file is slow and some are binary
-# (descriptors). Keep it a superset of discovery.rules.warnings.SYSFS_ATTRIBUTES (a test checks).
+# sysfs attributes UsbDevice.attributes offers (rules' templates read them). A fixed list, the text
+# attributes of a usb_device; most come from one read of the binary `descriptors` and the uevent,
+# the rest are read only when asked for (SysfsAttributes). Keep it a superset of
+# discovery.rules.warnings.SYSFS_ATTRIBUTES (a test checks).
 DEVICE_ATTRIBUTES: tuple[str, ...] = (
     "idVendor", "idProduct", "bcdDevice", "manufacturer", "product", "serial", "busnum", "devnum",
     "devpath", "speed", "version", "bDeviceClass", "bDeviceSubClass", "bDeviceProtocol",
@@ -43,9 +52,19 @@ DEVICE_ATTRIBUTES: tuple[str, ...] = (
     "bmAttributes", "maxchild", "removable", "authorized", "avoid_reset_quirk", "configuration",
     "ltm_capable", "quirks", "rx_lanes", "tx_lanes", "urbnum",
 )
+_ATTRIBUTE_NAMES = frozenset(DEVICE_ATTRIBUTES)
 
 # Kernel names of USB devices: "usb3" (root hub) or "3-1.4.2"; interfaces have a ":" in them.
 _USB_DEVICE_NAME = re.compile(r"^(usb\d+|\d+-\d+(\.\d+)*)$")
+# Interfaces: "<bus>-<ports>:<bConfigurationValue>.<bInterfaceNumber>", decimal ("1-0:1.0" on a root hub).
+_INTERFACE_NAME = re.compile(r"^(\d+)-(\d+(?:\.\d+)*):(\d+)\.(\d+)$")
+
+# Where the kernel lists things (read directly: one directory listing instead of a libudev device per entry).
+BUS_DEVICES = "/sys/bus/usb/devices"
+CHAR_INDEX = "/sys/dev/char"
+BLOCK_INDEX = "/sys/dev/block"
+NET_INDEX = "/sys/class/net"
+BATCH_MIN = 4  # devices_at(): fewer paths than this are always walked one by one
 
 
 class UdevReadError(SourceError):
@@ -88,12 +107,10 @@ def usb_device_path_of(sys_path: str) -> str | None:
     return None
 
 
-def _attr(device: pyudev.Device, name: str) -> str | None:
-    """A sysfs attribute as text without the trailing newline, or None when absent."""
-    raw = device.attributes.get(name)
-    if raw is None:
-        return None
-    return raw.decode("utf-8", errors="replace").strip()
+def _read_text(path: str) -> str | None:
+    """A sysfs text attribute without surrounding blanks (the kernel pads some: `` 2.00``), or None."""
+    raw = read_bytes(path)
+    return None if raw is None else raw.decode("utf-8", errors="replace").strip()
 
 
 def _int(text: str | None, base: int) -> int | None:
@@ -116,23 +133,165 @@ def _is_under(path: str, top: str) -> bool:
     return path.startswith(top + "/")
 
 
-def usb_device_from_udev(device: pyudev.Device,
-                         descendants: Iterable[pyudev.Device] | None = None) -> UsbDevice:
-    """Convert a udev ``usb``/``usb_device`` into a :class:`UsbDevice` with interfaces and children.
+class SysfsAttributes(Mapping[str, str]):
+    """The DEVICE_ATTRIBUTES of one usb_device: the values already known, and the rest read on first use.
 
-    ``descendants`` (everything below the device, as ``list_devices().match_parent()`` gives it)
-    may be passed in by a caller that has them; otherwise they are enumerated here. Children are
-    the descendants with a device node, plus network interfaces; anything below another USB
-    device (behind a hub) belongs to that device and is left out. Raises :class:`UdevReadError`
-    when the device is not a readable usb_device.
+    What the descriptors and the uevent give is filled in when the device is read; an attribute
+    only a rule's template asks for (``{urbnum}``, ``{removable}``) is read from sysfs when it is
+    first looked up, then kept. Absent attributes are absent, as with the files; names outside
+    DEVICE_ATTRIBUTES are never read. Read-only from the outside, like the other records' mappings.
     """
-    sys_path = device.sys_path
-    props = dict(device.properties)
-    attrs = {}
-    for name in DEVICE_ATTRIBUTES:
-        value = _attr(device, name)
-        if value is not None:
-            attrs[name] = value
+
+    __slots__ = ("_sys_path", "_values")
+
+    def __init__(self, sys_path: str, known: Mapping[str, str | None]) -> None:
+        self._sys_path = sys_path
+        self._values: dict[str, str | None] = dict(known)
+
+    def __getitem__(self, name: str) -> str:
+        try:
+            value = self._values[name]
+        except KeyError:
+            if name not in _ATTRIBUTE_NAMES:
+                raise
+            value = self._values[name] = _read_text(f"{self._sys_path}/{name}")
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in DEVICE_ATTRIBUTES if name in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:  # what is known, without reading anything
+        known = {k: v for k, v in self._values.items() if v is not None}
+        return f"SysfsAttributes({self._sys_path!r}, {known!r})"
+
+
+@dataclass(frozen=True)
+class Below:
+    """What sits below one usb_device, found by its caller: its interfaces' kernel names and candidate children.
+
+    ``children`` are the sys_paths of the devices below it with a device node, and of its network
+    interfaces (nothing below another USB device behind a hub); each is read only if it still is one.
+    """
+
+    interfaces: tuple[str, ...] = ()
+    children: tuple[str, ...] = ()
+    without_driver: frozenset[str] = frozenset()  # directories seen to have no driver link: no need to ask
+
+
+def interface_owner(name: str) -> str | None:
+    """The kernel name of the usb_device an interface belongs to: ``1-2.3:1.0`` -> ``1-2.3``, ``1-0:1.0`` -> ``usb1``."""
+    match = _INTERFACE_NAME.match(name)
+    if match is None:
+        return None
+    bus, ports = match.group(1), match.group(2)
+    return f"usb{bus}" if ports == "0" else f"{bus}-{ports}"
+
+
+def below_by_walking(sys_path: str) -> Below:
+    """Interfaces and children of one usb_device, from its own sysfs subtree (what one hotplug event reads).
+
+    A directory with a ``dev`` file is a device with a node; one in a ``net`` directory is a
+    network interface. Symlinks are not followed, and the other USB devices a hub has (its
+    subdirectories named like ``1-5.1``) are not entered.
+    """
+    interfaces: list[str] = []
+    children: list[str] = []
+    without_driver: set[str] = set()
+    stack = [sys_path]
+    while stack:
+        path = stack.pop()
+        try:
+            with os.scandir(path) as listing:
+                entries = list(listing)
+        except OSError:
+            continue  # gone while we looked
+        names = {entry.name for entry in entries}
+        if "driver" not in names:
+            without_driver.add(path)
+        if path != sys_path and ("dev" in names or path.rsplit("/", 2)[-2] == "net"):
+            children.append(path)
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            if path == sys_path:
+                if _USB_DEVICE_NAME.match(entry.name):
+                    continue  # a device behind this hub: its subtree is its own
+                if _INTERFACE_NAME.match(entry.name):
+                    interfaces.append(entry.name)
+            stack.append(entry.path)
+    return Below(tuple(sorted(interfaces)), tuple(sorted(children)), frozenset(without_driver))
+
+
+def below_by_index(usb_sys_paths: Iterable[str]) -> dict[str, list[str]]:
+    """Candidate children of many usb_devices at once: one pass over sysfs's indexes of nodes and network interfaces.
+
+    ``/sys/dev/char``, ``/sys/dev/block`` and ``/sys/class/net`` link to every device with a
+    node and every network interface; each one goes to its nearest usb_device above it, by path.
+    Major 189 is the usb_device nodes themselves (USB_DEVICE_MAJOR), so those links are not read.
+    """
+    owners = set(usb_sys_paths)
+    grouped: dict[str, list[str]] = {}
+    for directory, skip in ((CHAR_INDEX, "189:"), (BLOCK_INDEX, None), (NET_INDEX, None)):
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        for name in names:
+            if skip is not None and name.startswith(skip):
+                continue
+            try:
+                target = os.readlink(f"{directory}/{name}")
+            except OSError:
+                continue
+            path = os.path.normpath(os.path.join(directory, target))
+            owner = path
+            while len(owner) > len("/sys/devices"):
+                owner = owner.rsplit("/", 1)[0]
+                if owner in owners:
+                    grouped.setdefault(owner, []).append(path)
+                    break
+    return grouped
+
+
+def read_usb_device(sys_path: str, below: Below | None = None, subsystem: str | None = None) -> UsbDevice:
+    """Read the usb_device at ``sys_path`` into a :class:`UsbDevice` with interfaces and children.
+
+    ``below`` (interface names and candidate children) may be passed in by a caller that found them
+    for many devices at once; otherwise the device's own subtree is walked. Its properties come from
+    one read of its uevent file and one of udev's database (``udevdb``), the ids, class, version and
+    configuration from one read of the binary ``descriptors`` file where it is complete, and from the
+    attribute files otherwise. Children are the devices below with a device node, plus network
+    interfaces. Raises :class:`UdevReadError` when there is no readable usb_device at ``sys_path``.
+    """
+    try:
+        props = device_properties(sys_path, subsystem)
+    except UnreadableDeviceError as exc:
+        raise UdevReadError(str(exc)) from exc
+    if props.get("DEVTYPE") != "usb_device" or props.get("SUBSYSTEM") != "usb":
+        raise UdevReadError(f"{sys_path}: not a usb_device (DEVTYPE {props.get('DEVTYPE')!r})")
+    sys_name = sys_name_of(sys_path)
+    below = below if below is not None else below_by_walking(sys_path)
+    parsed = parse_descriptors(read_bytes(f"{sys_path}/descriptors"))
+    known: dict[str, str | None] = {}
+    config_value = next((_config_of_interface(n) for n in below.interfaces), None)
+    config = parsed.config(config_value) if parsed is not None and config_value is not None else None
+    if parsed is not None:
+        speed_text = known["speed"] = _read_text(f"{sys_path}/speed")
+        known.update(sysfs_text(parsed, config, _speed(speed_text)))
+        # the kernel shows a string attribute only for a string the device has (index 0: none)
+        for name, index in (("manufacturer", parsed.manufacturer_index), ("product", parsed.product_index),
+                            ("serial", parsed.serial_index)):
+            known[name] = _read_text(f"{sys_path}/{name}") if index else None
+    for name, prop in (("busnum", "BUSNUM"), ("devnum", "DEVNUM")):
+        number = _int(props.get(prop), 10)
+        if number is not None:
+            known[name] = str(number)
+    attrs = SysfsAttributes(sys_path, known)
 
     product = props.get("PRODUCT", "").split("/")  # kernel's "vid/pid/bcd" in hex, no padding
     vendor_id = _int(attrs.get("idVendor"), 16) or _int(props.get("ID_VENDOR_ID"), 16)
@@ -146,92 +305,114 @@ def usb_device_from_udev(device: pyudev.Device,
     if vendor_id is None or product_id is None or busnum is None or devnum is None:
         raise UdevReadError(f"{sys_path}: not a readable usb_device (gone, or no idVendor/busnum)")
 
-    if descendants is None:
-        descendants = device.context.list_devices().match_parent(device)
-    below = [d for d in descendants if d.sys_path != sys_path]
-    # Devices behind a hub port are separate UsbDevices; their subtrees are not ours.
-    other_usb = [d.sys_path for d in below if d.subsystem == "usb" and d.device_type == "usb_device"]
-
-    def ours(path: str) -> bool:
-        return not any(path == top or _is_under(path, top) for top in other_usb)
-
     interfaces: list[Interface] = []
+    drivers: dict[str, str | None] = dict.fromkeys(below.without_driver)  # sys_path -> driver, as far as known
     iface_paths: list[tuple[str, int]] = []
-    drivers: dict[str, str] = {}
-    for d in below:
-        path = d.sys_path
-        if not ours(path):
-            continue
-        driver = d.driver
-        if driver:
-            drivers[path] = driver
-        if d.subsystem == "usb" and d.device_type == "usb_interface":
-            number = _int(_attr(d, "bInterfaceNumber"), 16)
-            if number is None:
-                continue  # vanished while we read it
-            interfaces.append(Interface(
-                number=number,
-                interface_class=_int(_attr(d, "bInterfaceClass"), 16) or 0,
-                interface_subclass=_int(_attr(d, "bInterfaceSubClass"), 16) or 0,
-                interface_protocol=_int(_attr(d, "bInterfaceProtocol"), 16) or 0,
-                driver=driver,
-                sys_name=d.sys_name,
-            ))
-            iface_paths.append((path, number))
+    for name in below.interfaces:
+        interface = _interface(f"{sys_path}/{name}", name, config, drivers)
+        if interface is None:
+            continue  # vanished while we read it
+        drivers[f"{sys_path}/{name}"] = interface.driver
+        interfaces.append(interface)
+        iface_paths.append((f"{sys_path}/{name}", interface.number))
 
     children: list[Child] = []
-    for d in below:
-        path = d.sys_path
-        if not ours(path) or d.subsystem == "usb":
-            continue
-        node = d.device_node
-        if node is None and d.subsystem != "net":
-            continue
-        try:
-            child_props = dict(d.properties)
-        except ValueError:  # a property that is not UTF-8 (an operator's ENV{} rule, say): skip the child
-            log.warning("skipping a child with undecodable udev properties", extra={"sys_path": path})
-            continue
-        children.append(Child(
-            subsystem=d.subsystem,
-            sys_path=path,
-            sys_name=d.sys_name,
-            device_node=node,
-            interface_number=next((n for p, n in iface_paths if _is_under(path, p)), None),
-            driver=_nearest_driver(path, sys_path, drivers),
-            devlinks=tuple(child_props.get("DEVLINKS", "").split()),
-            properties=frozen_mapping(child_props),
-        ))
+    for path in sorted(below.children):
+        child = _child(path, sys_path, drivers, iface_paths)
+        if child is not None:
+            children.append(child)
 
     version = attrs.get("version")
     return UsbDevice(
         sys_path=sys_path,
-        sys_name=device.sys_name,
+        sys_name=sys_name,
         vendor_id=vendor_id,
         product_id=product_id,
         busnum=busnum,
         devnum=devnum,
-        port_path=props.get("ID_PATH") or device.sys_name,
+        port_path=props.get("ID_PATH") or sys_name,
         serial=attrs.get("serial") or props.get("ID_SERIAL_SHORT") or None,
         manufacturer=attrs.get("manufacturer") or None,
         product=attrs.get("product") or None,
         device_class=_int(attrs.get("bDeviceClass"), 16) or 0,
         usb_version=version or None,
         speed_mbps=_speed(attrs.get("speed")),
-        device_node=device.device_node,
-        driver=device.driver,
+        device_node=props.get("DEVNAME"),
+        driver=drivers[sys_path] if sys_path in drivers else _driver_of(sys_path),
         interfaces=tuple(sorted(interfaces, key=lambda i: i.number)),
         children=tuple(sorted(children, key=lambda c: c.sys_path)),
         properties=frozen_mapping(props),
-        attributes=frozen_mapping(attrs),
+        attributes=attrs,
     )
 
 
-def _nearest_driver(path: str, top: str, drivers: dict[str, str]) -> str | None:
-    """The child's own driver, else the closest one above it (ttyUSB0 -> ftdi_sio, ttyACM0 -> cdc_acm)."""
+def _config_of_interface(name: str) -> int | None:
+    """The active configuration's bConfigurationValue, as the kernel puts it into interface names (``1-2:1.0``)."""
+    match = _INTERFACE_NAME.match(name)
+    return int(match.group(3)) if match else None
+
+
+def _interface(path: str, name: str, config: ConfigDescriptor | None, drivers: dict[str, str | None]) -> Interface | None:
+    """One interface: its number from its name, its class from the descriptors (else its attribute files)."""
+    match = _INTERFACE_NAME.match(name)
+    number = int(match.group(4)) if match else _int(_read_text(f"{path}/bInterfaceNumber"), 16)
+    if number is None:
+        return None
+    setting = config.interface(number) if config is not None else None
+    if setting is not None:
+        classes = [setting.interface_class, setting.interface_subclass, setting.interface_protocol]
+    else:
+        classes = [_int(_read_text(f"{path}/{attr}"), 16) or 0
+                   for attr in ("bInterfaceClass", "bInterfaceSubClass", "bInterfaceProtocol")]
+    driver = drivers[path] if path in drivers else _driver_of(path)
+    return Interface(number=number, interface_class=classes[0], interface_subclass=classes[1],
+                     interface_protocol=classes[2], driver=driver, sys_name=name)
+
+
+def _driver_of(path: str) -> str | None:
+    """The driver bound to the device at ``path`` (the name its ``driver`` link points to), or None."""
+    return link_name(f"{path}/driver")
+
+
+def _child(path: str, top: str, drivers: dict[str, str | None], iface_paths: list[tuple[str, int]]) -> Child | None:
+    """The child at ``path`` if it is one (a node, or a network interface, not a USB device), else None."""
+    try:
+        child_props = device_properties(path)
+    except UnreadableDeviceError:
+        return None  # gone while we read
+    except ValueError:  # a property that is not UTF-8 (an operator's ENV{} rule, say): skip the child
+        log.warning("skipping a child with undecodable udev properties", extra={"sys_path": path})
+        return None
+    subsystem = child_props.get("SUBSYSTEM")
+    if subsystem is None or subsystem == "usb":
+        return None
+    node = child_props.get("DEVNAME")
+    if node is None and subsystem != "net":
+        return None
+    return Child(
+        subsystem=subsystem,
+        sys_path=path,
+        sys_name=sys_name_of(path),
+        device_node=node,
+        interface_number=next((n for p, n in iface_paths if _is_under(path, p)), None),
+        driver=_nearest_driver(path, top, drivers),
+        devlinks=tuple(child_props.get("DEVLINKS", "").split()),
+        properties=frozen_mapping(child_props),
+    )
+
+
+def _nearest_driver(path: str, top: str, drivers: dict[str, str | None]) -> str | None:
+    """The child's own driver, else the closest one above it (ttyUSB0 -> ftdi_sio, ttyACM0 -> cdc_acm).
+
+    ``drivers`` holds what is known already (the interfaces'); other directories on the way up
+    are asked once and remembered there.
+    """
     while path != top and len(path) > len(top):
-        if path in drivers:
-            return drivers[path]
+        if path not in drivers:
+            drivers[path] = _driver_of(path)
+        driver = drivers[path]
+        if driver:
+            return driver
         path = path.rsplit("/", 1)[0]
     return None
 
@@ -260,42 +441,79 @@ class UdevSource:
         monitor.start()  # binds now: events sent before this would be lost
         self._monitor = monitor
 
-    @property
-    def _ctx(self) -> pyudev.Context:
-        if self._context is None:
-            # enumerate() without start(): a context alone is harmless (no socket)
-            self._context = pyudev.Context()
-        return self._context
-
     def enumerate(self) -> list[UsbDevice]:
-        """Every USB device now attached, sorted by sys_path; devices vanishing meanwhile are skipped."""
-        ctx = self._ctx
+        """Every USB device now attached, sorted by sys_path; devices vanishing meanwhile are skipped.
+
+        One pass: the bus's device list gives the devices and their interfaces by name, and the
+        node and network indexes give every device's children, so nothing is walked per device.
+        """
+        try:
+            names = sorted(os.listdir(BUS_DEVICES))
+        except FileNotFoundError:
+            return []  # no USB core in this kernel: nothing attached
+        interfaces: dict[str, list[str]] = {}
+        devices: dict[str, str] = {}  # sys_path -> kernel name
+        for name in names:
+            owner = interface_owner(name)
+            if owner is not None:
+                interfaces.setdefault(owner, []).append(name)
+            elif _USB_DEVICE_NAME.match(name):
+                try:  # the bus lists links to the devices' own directories
+                    devices[os.path.normpath(os.path.join(BUS_DEVICES, os.readlink(f"{BUS_DEVICES}/{name}")))] = name
+                except OSError:
+                    continue  # gone since the listing
+        children = below_by_index(devices)
         result = []
-        for device in ctx.list_devices(subsystem="usb", DEVTYPE="usb_device"):
+        for sys_path, name in devices.items():
+            below = Below(tuple(interfaces.get(name, ())), tuple(children.get(sys_path, ())))
             try:
-                result.append(usb_device_from_udev(device))
+                result.append(read_usb_device(sys_path, below, subsystem="usb"))
             except ValueError as exc:  # undecodable (non-UTF-8) udev data: this device, not the world, is lost
-                log.warning("skipping a device with unreadable udev data", extra={"sys_path": device.sys_path,
+                log.warning("skipping a device with unreadable udev data", extra={"sys_path": sys_path,
                                                                                    "error": str(exc)})
-            except (UdevReadError, pyudev.DeviceNotFoundError, OSError) as exc:
-                log.debug("skipping device that went away during enumeration", extra={"sys_path": device.sys_path,
+            except (UdevReadError, OSError) as exc:
+                log.debug("skipping device that went away during enumeration", extra={"sys_path": sys_path,
                                                                                        "error": str(exc)})
         result.sort(key=lambda d: d.sys_path)
         return result
 
     def device_at(self, sys_path: str) -> UsbDevice | None:
-        """The usb_device at ``sys_path``, or None if it is not there (any more) or not a usb_device."""
-        try:
-            device = pyudev.Devices.from_sys_path(self._ctx, sys_path)
-        except pyudev.DeviceNotFoundError:
-            return None
-        if device.subsystem != "usb" or device.device_type != "usb_device":
-            return None
-        try:
-            return usb_device_from_udev(device)
-        except (UdevReadError, pyudev.DeviceNotFoundError, OSError, ValueError):
+        """The usb_device at ``sys_path`` (a device's own path, as events name it), or None if it is not
+        there (any more) or not a usb_device. Reads that one device and its own subtree, nothing else.
+        """
+        try:  # not a usb_device (an interface, a tty): its DEVTYPE says so, and it reads as None
+            return read_usb_device(sys_path)
+        except (UdevReadError, OSError, ValueError):
             # ValueError: undecodable (non-UTF-8) udev data; the device is left out, not the world
             return None
+
+    def devices_at(self, sys_paths: Sequence[str]) -> list[UsbDevice | None]:
+        """``device_at`` for each path; a burst that is a good part of the bus is read in one pass.
+
+        One walk per device costs a directory listing per level of its subtree; one pass over the
+        node indexes costs a link per node in the world, so it pays once the burst is a quarter of
+        the bus (a hub full of adapters, a storm), and is what enumerate() does.
+        """
+        try:
+            names = os.listdir(BUS_DEVICES) if len(sys_paths) >= BATCH_MIN else []
+        except FileNotFoundError:
+            names = []
+        if len(sys_paths) * 4 < sum(1 for n in names if _USB_DEVICE_NAME.match(n)) or not names:
+            return [self.device_at(path) for path in sys_paths]
+        interfaces: dict[str, list[str]] = {}
+        for name in names:
+            owner = interface_owner(name)
+            if owner is not None:
+                interfaces.setdefault(owner, []).append(name)
+        children = below_by_index(sys_paths)
+        result: list[UsbDevice | None] = []
+        for path in sys_paths:
+            below = Below(tuple(sorted(interfaces.get(sys_name_of(path), ()))), tuple(children.get(path, ())))
+            try:
+                result.append(read_usb_device(path, below))
+            except (UdevReadError, OSError, ValueError):  # as device_at: gone, not a usb_device, undecodable
+                result.append(None)
+        return result
 
     def fileno(self) -> int:
         """The monitor's file descriptor, readable when events are pending (for select/poll/asyncio)."""

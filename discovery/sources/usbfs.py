@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import usb.core
@@ -106,6 +107,11 @@ class UsbfsSource:
     def device_at(self, sys_path: str) -> UsbDevice | None:
         """The device with that sys_path, or None (a full rescan: there is no cheaper way here)."""
         return next((d for d in self.enumerate() if d.sys_path == sys_path), None)
+
+    def devices_at(self, sys_paths: Sequence[str]) -> list[UsbDevice | None]:
+        """The devices with those sys_paths (None where there is none), from one rescan."""
+        found = {d.sys_path: d for d in self.enumerate()}
+        return [found.get(path) for path in sys_paths]
 
     def _sysfs_text(self, sys_name: str, name: str) -> str | None:
         try:

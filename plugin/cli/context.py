@@ -14,40 +14,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 from discovery.rules.errors import RulesError
-from discovery.inventory import DeviceAccessError, Entry, Inventory, enumerate_devices, find_devices, take_inventory
-from discovery.rules.loader import load_rules
-from discovery.rules.ruleset import RuleSet
+from plugin.cli.errors import EXIT_CODES_HELP as EXIT_CODES_HELP  # re-exported: subcommands import them from here
+from plugin.cli.errors import EXIT_ENVIRONMENT as EXIT_ENVIRONMENT
+from plugin.cli.errors import EXIT_FAILED as EXIT_FAILED
+from plugin.cli.errors import EXIT_OK as EXIT_OK
+from plugin.cli.errors import EXIT_USAGE as EXIT_USAGE
+from plugin.cli.errors import PROG as PROG
+from plugin.cli.errors import RULES_ENV as RULES_ENV
+from plugin.cli.errors import CliError as CliError
 from plugin.cli.table import Style
 
 if TYPE_CHECKING:
+    from discovery.inventory import Entry, Inventory
+    from discovery.rules.ruleset import RuleSet
     from discovery.sources.base import DeviceSource
     from plugin.cli.holders import Holders
-
-PROG = "nomad-device-usb"
-RULES_ENV = "NOMAD_DEVICE_USB_RULES"
-
-EXIT_OK = 0
-EXIT_FAILED = 1  # validation failed, rules rejected, device not found or ambiguous
-EXIT_USAGE = 2  # bad command line (argparse)
-EXIT_ENVIRONMENT = 3  # USB cannot be seen here: no udev and no usbfs access
-
-EXIT_CODES_HELP = f"""\
-exit codes:
-  {EXIT_OK}  success
-  {EXIT_FAILED}  failed: the rules file has errors or cannot be read, validate found errors, or DEVICE
-     matches no attached device (or several)
-  {EXIT_USAGE}  usage error: unknown subcommand or option, missing argument
-  {EXIT_ENVIRONMENT}  environment problem: USB devices cannot be listed here (no udev and no usable
-     libusb), or watch without udev"""
-
-
-class CliError(Exception):
-    """A one-line error for the person at the terminal, with the exit code it means."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
-
 
 @dataclass
 class Context:
@@ -80,6 +61,9 @@ class Context:
 
     def load_rules(self, path: str | None) -> RuleSet:
         """The rules of ``path`` (an empty set without one); a rejected file is a one-line CliError."""
+        from discovery.rules.loader import load_rules  # here, not at import: --help needs no rules engine
+        from discovery.rules.ruleset import RuleSet
+
         if path is None:
             return RuleSet()
         try:
@@ -90,6 +74,8 @@ class Context:
     # -- devices --------------------------------------------------------------------------
     def inventory(self, rules: RuleSet) -> Inventory:
         """Every attached device, named and matched as the plugin does; CliError(3) when USB is out of reach."""
+        from discovery.inventory import DeviceAccessError, enumerate_devices, take_inventory
+
         source = self.open_source()
         try:
             devices = enumerate_devices(source)
@@ -107,6 +93,8 @@ class Context:
 
     def resolve(self, inventory: Inventory, query: str) -> Entry:
         """The one attached device ``query`` names; CliError listing candidates when it names none or several."""
+        from discovery.inventory import find_devices
+
         found = find_devices(inventory, query)
         if len(found) == 1:
             return found[0]

@@ -13,28 +13,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from plugin.cli import explain, suggest, validate, watch
-from plugin.cli import list as list_command  # as "list" it would hide the builtin here
-from plugin.cli.context import (
-    EXIT_CODES_HELP,
-    EXIT_ENVIRONMENT,
-    EXIT_FAILED,
-    EXIT_USAGE,
-    PROG,
-    RULES_ENV,
-    CliError,
-    Context,
-)
-from plugin.cli.table import Style, color_wanted, ellipsis_for, output_width
+from plugin.cli.errors import EXIT_CODES_HELP, EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_USAGE, PROG, RULES_ENV, CliError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, a few ms of every --help (mypy knows the name)
 if TYPE_CHECKING:
+    import logging
+    from typing import NoReturn, TextIO
+
     from discovery.sources.base import DeviceSource
+    from plugin.cli.context import Context
 
 DESCRIPTION = f"""\
 Nomad device plugin for USB devices. Run by a Nomad client agent, it is a plugin; run by a person,
@@ -91,6 +82,16 @@ examples:
 }
 
 
+def _command(module: str) -> Callable[[Context, argparse.Namespace], int]:
+    """The ``run`` of ``plugin.cli.<module>``, imported when that command runs: ``--help`` and the other
+    commands do not pay for the rules engine and the device table they do not use."""
+
+    def run(ctx: Context, args: argparse.Namespace) -> int:
+        return int(importlib.import_module(f"plugin.cli.{module}").run(ctx, args))
+
+    return run
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with our error format: one line, exit 2."""
 
@@ -122,31 +123,31 @@ def build_parser() -> argparse.ArgumentParser:
     def json_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
-    p = sub("list", "list every attached USB device with its ID, nodes and the rule that takes it", list_command.run)
+    p = sub("list", "list every attached USB device with its ID, nodes and the rule that takes it", _command("list"))
     rules_option(p)
     json_option(p)
     p.add_argument("--wide", action="store_true", help="never cut cells to fit the terminal")
 
     p = sub("explain", "show how each rule judges one device, condition by condition, and its reservation",
-            explain.run)
+            _command("explain"))
     p.add_argument("device", metavar="DEVICE", help="ID, VID:PID, sysfs path, /dev node or port")
     rules_option(p)
     json_option(p)
 
-    p = sub("validate", "check a rules file: errors with line and column, then warnings", validate.run)
+    p = sub("validate", "check a rules file: errors with line and column, then warnings", _command("validate"))
     p.add_argument("file", metavar="FILE", help="the rules file to check")
     p.add_argument("--no-devices", action="store_true",
                    help="do not look at attached devices (only warnings visible from the file itself)")
     p.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     json_option(p)
 
-    p = sub("suggest", "print a starter rule for an attached device, ready to paste", suggest.run)
+    p = sub("suggest", "print a starter rule for an attached device, ready to paste", _command("suggest"))
     p.add_argument("device", metavar="DEVICE", help="ID, VID:PID, sysfs path, /dev node or port")
     rules_option(p)
     p.add_argument("--standalone", action="store_true", help="a whole rules file (with 'rules:'), not just the item")
     json_option(p)
 
-    p = sub("watch", "print hotplug events with their match result, until Ctrl-C", watch.run)
+    p = sub("watch", "print hotplug events with their match result, until Ctrl-C", _command("watch"))
     rules_option(p)
     json_option(p)
 
@@ -217,6 +218,9 @@ def main(
     if getattr(args, "run", None) is None:
         err.write(f"{PROG}: error: a command is required (see '{PROG} --help')\n")
         return EXIT_USAGE
+    from plugin.cli.context import Context  # after parsing: --help and usage errors need none of it
+    from plugin.cli.table import Style, color_wanted, ellipsis_for, output_width
+
     ctx = Context(
         out=out,
         err=err,
@@ -248,11 +252,15 @@ class _CliLogging:
     """Discovery's log records: hidden in CLI mode (the output says what matters), on stderr with --debug."""
 
     def __init__(self, stream: TextIO, debug: bool) -> None:
+        import logging  # only a command that runs configures it
+
         self.handler: logging.Handler = logging.StreamHandler(stream) if debug else logging.NullHandler()
         self.debug = debug
         self.level = logging.WARNING
 
     def __enter__(self) -> None:
+        import logging
+
         root = logging.getLogger()
         self.level = root.level
         root.addHandler(self.handler)
@@ -261,6 +269,8 @@ class _CliLogging:
             root.setLevel(logging.DEBUG)
 
     def __exit__(self, *exc: object) -> None:
+        import logging
+
         root = logging.getLogger()
         root.removeHandler(self.handler)
         root.setLevel(self.level)

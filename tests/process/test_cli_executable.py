@@ -53,6 +53,28 @@ def test_cli_loads_no_grpc(world: Testbed) -> None:
     assert done.stdout.splitlines()[-1] == "LOADED []"
 
 
+def test_help_loads_only_the_parser() -> None:
+    """`--help` through the entry point imports argparse and the exit codes: no discovery, logging or dataclasses."""
+    code = (
+        "import sys\n"
+        "from plugin.main import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "ours = sorted(m for m in sys.modules if m.split('.')[0] in ('plugin', 'discovery', 'proto'))\n"
+        "heavy = sorted(m for m in ('logging', 'dataclasses', 'json', 'grpc') if m in sys.modules)\n"
+        "print('LOADED', ours, heavy)\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if k != "NOMAD_PLUGIN_MAGIC_COOKIE"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "usage: nomad-device-usb" in done.stdout
+    assert done.stdout.splitlines()[-1] == (
+        "LOADED ['plugin', 'plugin.cli', 'plugin.cli.errors', 'plugin.cli.main', 'plugin.cookie', 'plugin.main'] []")
+
+
 def test_broken_pipe_is_quiet(world: Testbed) -> None:
     """`list | head -1`: the reader leaving early is not an error and prints no traceback."""
     exe = [sys.executable, "-m", "plugin.main", "list", "--json"]

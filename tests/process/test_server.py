@@ -107,6 +107,22 @@ def test_serve_runs_on_shutdown_while_server_still_answers(
     assert not running[0].socket.parent.exists()
 
 
+def test_serve_runs_on_serving_once_the_server_answers(tmp_path: Path, records: _Records) -> None:
+    """on_serving runs once, after the server started and the handshake line went out."""
+    calls: list[bool] = []
+    done = threading.Event()
+
+    def hook() -> None:
+        calls.append(any(r.getMessage() == "plugin serving" for r in records.records))
+        done.set()
+
+    running = RunningServe(tmp_path, records, register=_no_services, on_serving=hook)
+    assert done.wait(DEADLINE_S)
+    assert running.health() == health_pb2.HealthCheckResponse.SERVING
+    assert running.shutdown() == 0
+    assert calls == [True]
+
+
 @pytest.mark.parametrize("behaviour", ["raises", "hangs"])
 def test_serve_exits_despite_bad_on_shutdown_hook(
     tmp_path: Path, records: _Records, behaviour: str

@@ -187,8 +187,11 @@ GROUPS = [
         ({"group": ["ftdi", "serial", "other"]}, None),
         ({"group": ["ftdi", "serial", "ft232r"], "device_id": "usb-0403-6001-C", "present": False}, "absent"),
         ({"group": ["ftdi", "serial", "ft232r"], "device_id": "usb-0403-6001-A", "present": False}, None),
+        ({"group": ["ftdi", "serial", "ft232r"], "min_count": 2}, "usb-0403-6001-A"),
+        ({"group": ["ftdi", "serial", "ft232r"], "healthy": True, "min_count": 2}, None),
     ],
-    ids=["unhealthy", "by-serial", "wrong-health", "other-group", "absent-ok", "absent-but-there"],
+    ids=["unhealthy", "by-serial", "wrong-health", "other-group", "absent-ok", "absent-but-there", "count",
+         "too-few"],
 )
 def test_fingerprint_query_finds_device(query: dict, found: str | None) -> None:
     """Fingerprint queries select by group, ID and health; ``present: False`` asks for absence."""

@@ -198,6 +198,37 @@ class Agent:
         """Shutdown; the exit code."""
         return self._session().stop()
 
+    # --- at scale: timings and checks of reading every device (scale needs the installed plugin) ---
+    def op_scale_enumerate(self, rules_file: str, runs: int = 5) -> dict[str, Any]:
+        """Discovery.start() against the minimal scan, ``runs`` each, with whatever is plugged in now."""
+        import scale  # noqa: PLC0415
+
+        return scale.enumerate_timings(rules_file, runs)
+
+    def op_compare_properties(self) -> dict[str, Any]:
+        """Our one-read properties against libudev's for every device under /sys/devices."""
+        import scale  # noqa: PLC0415
+
+        return scale.compare_properties()
+
+    def op_find_usb_device(self, serial: str, child_subsystem: str) -> dict[str, Any]:
+        """The plugged usb_device with this serial and its node child, as plug_and_wait reports them."""
+        import scale  # noqa: PLC0415
+
+        return scale.find_usb_device(serial, child_subsystem)
+
+    def op_compare_reads(self) -> dict[str, Any]:
+        """enumerate() against device_at() for every USB device."""
+        import scale  # noqa: PLC0415
+
+        return scale.compare_reads()
+
+    def op_record_usb_device(self, serial: str | None = None, vendor_product: str | None = None) -> str:
+        """A plugged usb_device and its interfaces as a umockdev recording (see record.py)."""
+        import record  # noqa: PLC0415
+
+        return record.record_usb_device(serial, vendor_product)
+
     # --- a Nomad dev agent with the installed plugin (see nomad_session) -------------------------
     def _nomad(self) -> nomad_session.NomadSession:
         if self.nomad is None:

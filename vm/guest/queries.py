@@ -36,7 +36,8 @@ def find(groups: list[dict[str, Any]], query: Mapping[str, Any]) -> dict[str, An
 
     query: ``group`` [vendor, type, name]; optional ``device_id`` or ``id_contains`` (a serial);
     optional ``healthy``; ``present`` (default True). With ``present`` False the message satisfies
-    the query when no device fits the rest of it.
+    the query when no device fits the rest of it; with ``min_count`` N, when at least N devices do
+    (the first of them is returned, with ``count``).
     """
     fitting = []
     for group in groups:
@@ -50,6 +51,8 @@ def find(groups: list[dict[str, Any]], query: Mapping[str, Any]) -> dict[str, An
             if query.get("healthy") is not None and device["healthy"] != query["healthy"]:
                 continue
             fitting.append({"group": group, "device": device})
+    if "min_count" in query:
+        return {**fitting[0], "count": len(fitting)} if fitting and len(fitting) >= query["min_count"] else None
     if query.get("present", True):
         return fitting[0] if fitting else None
     return None if fitting else {"group": None, "device": None}
