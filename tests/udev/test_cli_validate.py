@@ -114,3 +114,16 @@ def test_validate_without_usb_access_still_checks_the_file(world: Testbed) -> No
     assert run.code == 0
     assert "checking the file without devices" in run.err
     assert run.out.splitlines()[-1].endswith("(not checked against devices)")
+
+
+def test_validate_refuses_a_yaml_tag_on_the_rules_list(world: Testbed, tmp_path: Path) -> None:
+    """`rules: !!python/object/apply:os.system []` is an error at its line and column, not "valid, 0 rules"."""
+    path = tmp_path / "tagged.yaml"
+    path.write_text("rules: !!python/object/apply:os.system []\n")
+    run = run_cli("validate", str(path))
+    assert run.code == 1
+    assert run.out.splitlines() == [
+        f'{path}:1:8: error: YAML tag "!!python/object/apply:os.system" is not accepted: rules are plain YAML '
+        "(remove the tag)",
+        f"{path}: invalid, 1 error",
+    ]
