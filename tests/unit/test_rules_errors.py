@@ -270,7 +270,7 @@ def test_errors_every_yaml_tag_is_refused_with_its_place(text: str, tags: list[t
     """A tag on a scalar, list, mapping, key or the document is an error at its line and column, each one once."""
     issues = issues_of(text)
     assert [(i.line, i.column, i.field) for i in issues] == [(line, column, "") for line, column, _ in tags]
-    for issue, (_, _, tag) in zip(issues, tags):
+    for issue, (_, _, tag) in zip(issues, tags, strict=True):
         assert issue.message == f'YAML tag "{tag}" is not accepted: rules are plain YAML (remove the tag)'
 
 
@@ -316,7 +316,7 @@ def test_errors_conflicting_static_groups() -> None:
     issues = issues_of(text)
     assert len(issues) == 1
     assert (issues[0].line, issues[0].field) == (5, "rules[1].group")
-    assert "group arduino/board/uno is also made by rule #1 (rules.yaml:2)" in issues[0].message
+    assert "group arduino/board/uno is also made by rules[0] (rules.yaml:2)" in issues[0].message
     assert '"rev" is 3 there and 2 here' in issues[0].message
 
 
