@@ -14,7 +14,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 from discovery.rules.errors import RulesError
-from discovery.inventory import DeviceAccessError, Entry, Inventory, enumerate_devices, find_devices, take_inventory
+from discovery.inventory import (
+    DeviceAccessError,
+    Entry,
+    Inventory,
+    enumerate_devices,
+    find_devices,
+    malformed_vid_pid,
+    take_inventory,
+)
 from discovery.rules.loader import load_rules
 from discovery.rules.ruleset import RuleSet
 from plugin.cli.table import Style
@@ -100,6 +108,9 @@ class Context:
 
     def resolve(self, inventory: Inventory, query: str) -> Entry:
         """The one attached device ``query`` names; CliError listing candidates when it names none or several."""
+        if malformed_vid_pid(query):
+            raise CliError(f"{query!r} is not a VID:PID: write two hex numbers of up to 4 digits each, "
+                           "as lsusb prints them (e.g. 0403:6001)")
         found = find_devices(inventory, query)
         if len(found) == 1:
             return found[0]

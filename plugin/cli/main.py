@@ -103,8 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, description=DESCRIPTION, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
-                        help="colour the output: auto (default: on a terminal, unless NO_COLOR is set), always, never")
+    color_option(parser, "auto")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def sub(name: str, help_text: str, run: Callable[[Context, argparse.Namespace], int]) -> argparse.ArgumentParser:
@@ -114,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.set_defaults(run=run)
+        # Also after the command (`list --color never`); SUPPRESS leaves the one given before it alone.
+        color_option(p, argparse.SUPPRESS)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         return p
 
     def rules_option(p: argparse.ArgumentParser) -> None:
@@ -154,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     subs.add_parser("demo", help="run the demo in a fake USB world (options after 'demo' are the demo's)",
                     add_help=False)
     return parser
+
+
+def color_option(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--color", choices=("auto", "always", "never"), default=default,
+                        help="colour the output: auto (default: on a terminal, unless NO_COLOR is set), always, never")
 
 
 def _demo_argv(argv: Sequence[str]) -> tuple[list[str], list[str]] | None:

@@ -102,3 +102,13 @@ def test_explain_unknown_device_is_one_line_exit_1(world: Testbed, query: str) -
     assert run.code == 1 and run.out == ""
     assert run.err == (f"nomad-device-usb: error: no attached USB device matches {query!r} (11 attached; "
                        "'nomad-device-usb list' shows their IDs, VID:PIDs and ports)\n")
+
+
+@pytest.mark.parametrize("command", ["explain", "suggest"])
+@pytest.mark.parametrize("query", ["zz:1", "0403:60011", "0xg403:6001", "12345:1"])
+def test_malformed_vid_pid_gets_its_own_error(world: Testbed, command: str, query: str) -> None:
+    """A DEVICE written like VID:PID but not hex (or too long) says so, instead of "no device matches"."""
+    run = run_cli(command, query)
+    assert (run.code, run.out) == (1, "")
+    assert run.err == (f"nomad-device-usb: error: {query!r} is not a VID:PID: write two hex numbers of up to 4 "
+                       "digits each, as lsusb prints them (e.g. 0403:6001)\n")
