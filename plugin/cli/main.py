@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, NoReturn, TextIO
 from plugin.cli import explain, suggest, validate, watch
 from plugin.cli import list as list_command  # as "list" it would hide the builtin here
 from plugin.cli.context import (
+    EXIT_BROKEN_PIPE,
     EXIT_CODES_HELP,
     EXIT_ENVIRONMENT,
     EXIT_FAILED,
@@ -234,15 +235,20 @@ def main(
     )
     with _CliLogging(err, args.debug):
         try:
-            return int(args.run(ctx, args))
+            code = int(args.run(ctx, args))
+            # Into a pipe stdout is buffered: a reader that left early (`list | head -1`) shows up
+            # only here, and must be caught here rather than at interpreter exit (exit 120).
+            out.flush()
+            return code
         except CliError as exc:
             _flush(out)
             err.write(f"{PROG}: error: {exc}\n")
             return exc.code
         except BrokenPipeError:
-            # the reader went away (list | head): not an error; keep Python from complaining at exit
+            # The reader went away (list | head): say nothing, and end as a Unix tool killed by
+            # SIGPIPE does (status 141), so `set -o pipefail` scripts see what they see for cat.
             _silence_stdout()
-            return 0
+            return EXIT_BROKEN_PIPE
         except Exception as exc:  # the top of the CLI: one line, unless asked for the traceback
             if args.debug:
                 raise
