@@ -116,9 +116,12 @@ CONFIG_SPEC: dict[str, Any] = {
     "debounce": default("debounce", "string", '"200ms"'),
     "unplugged_grace": default("unplugged_grace", "string", '"60s"'),
     "log_level": default("log_level", "string", '"info"'),
+    # Off only on purpose: then a rules file anyone can write may run commands as root (logged at every start).
+    "strict_rules_permissions": default("strict_rules_permissions", "bool", "true"),
 }
 
-DEFAULTS = {"debounce": "200ms", "unplugged_grace": "60s", "log_level": "info"}
+DEFAULTS: dict[str, Any] = {"debounce": "200ms", "unplugged_grace": "60s", "log_level": "info",
+                            "strict_rules_permissions": True}
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,7 @@ class PluginConfig:
     debounce: float = 0.2
     unplugged_grace: float = 60.0
     log_level: str = "info"
+    strict_rules_permissions: bool = True  # as root, refuse a rules file anyone but root could change
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -183,8 +187,20 @@ def config_from_mapping(value: Mapping[str, Any]) -> PluginConfig:
         elif not os.access(rules_file, os.R_OK):
             errors.append(f"rules_file: {rules_file} is not readable")
 
+    def flag(key: str) -> bool:
+        v = value.get(key)
+        if v is None:
+            return bool(DEFAULTS[key])
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, str) and v.strip().lower() in ("true", "false"):  # HCL1 may hand a bool over as text
+            return v.strip().lower() == "true"
+        errors.append(f"{key}: expected true or false, got {type(v).__name__} {v!r:.60}")
+        return bool(DEFAULTS[key])
+
     debounce = duration("debounce")
     grace = duration("unplugged_grace")
+    strict = flag("strict_rules_permissions")
     log_level = (text("log_level") or "info").strip().lower()
     if log_level not in LOG_LEVELS:
         errors.append(f"log_level: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
@@ -210,6 +226,7 @@ def config_from_mapping(value: Mapping[str, Any]) -> PluginConfig:
         debounce=debounce,
         unplugged_grace=grace,
         log_level=log_level,
+        strict_rules_permissions=strict,
         raw=dict(value),
     )
 

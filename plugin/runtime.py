@@ -8,6 +8,7 @@ Shutdown. Access is guarded by a lock because gRPC calls arrive on several threa
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from discovery.rules.loader import load_rules, rules_from_dicts
 from discovery.rules.model import Rule
 from discovery.rules.ruleset import RuleSet
+from discovery.rules.trust import ROOT_UID, SWITCH, check_trusted, untrusted_reasons
 from discovery.nodes import handed_over_children
 from discovery.snapshot import Snapshot
 from discovery.sources.default import default_source
@@ -27,8 +29,14 @@ log = logging.getLogger(__name__)
 RESET_SETTLE_S = 5.0  # how long Reserve waits for a reset device to be back
 
 
-def all_rules(rules_file: str | None, inline: Sequence[Rule]) -> RuleSet:
-    """The plugin config's inline rules first, then the rules file's (read anew on each call)."""
+def all_rules(rules_file: str | None, inline: Sequence[Rule], *, strict: bool = True) -> RuleSet:
+    """The plugin config's inline rules first, then the rules file's (read anew on each call).
+
+    ``strict``: as root, a rules file anyone but root could change is refused (RulesError) before
+    it is read, at SetConfig and at every reload alike. Inline rules are config, not a file: no check.
+    """
+    if rules_file and strict:
+        check_trusted(rules_file)
     return RuleSet.from_parts(list(inline), load_rules(rules_file) if rules_file else None)
 
 
@@ -43,7 +51,8 @@ class Runtime:
     def configure(self, config: PluginConfig) -> None:
         """Check the whole config (the rules file included) before anything of it is applied."""
         inline = rules_from_dicts([dict(r) for r in config.inline_rules], "plugin config", field_prefix="rule")
-        all_rules(config.rules_file, inline)  # RulesError: file, line, field, or a group two rules disagree on
+        # RulesError: file, line, field, a group two rules disagree on, or a file others could change
+        all_rules(config.rules_file, inline, strict=config.strict_rules_permissions)
         with self._lock:
             changed = config != self._config
             self._config = config
@@ -57,8 +66,8 @@ class Runtime:
 
     def _load_rules(self) -> RuleSet:
         with self._lock:
-            rules_file, inline = self._config.rules_file, self._inline
-        return all_rules(rules_file, inline)
+            config, inline = self._config, self._inline
+        return all_rules(config.rules_file, inline, strict=config.strict_rules_permissions)
 
     @property
     def serving_devices(self) -> bool:
@@ -82,6 +91,8 @@ class Runtime:
                 # only a started discovery is kept, so a failed start is tried again next time.
                 discovery.start()
                 self._discovery = discovery
+                if config.rules_file and not config.strict_rules_permissions:
+                    _warn_unchecked(config.rules_file)
                 log.info(
                     "discovery started",
                     extra={
@@ -145,3 +156,13 @@ class Runtime:
             discovery, self._discovery = self._discovery, None
         if discovery is not None:
             discovery.stop()
+
+
+def _warn_unchecked(rules_file: str) -> None:
+    """Said at every start while the operator has the ownership and mode check of the rules file off."""
+    reasons = untrusted_reasons(rules_file) if os.geteuid() == ROOT_UID else []
+    log.warning(
+        f"{SWITCH}: the rules file is used even if users other than root can change it, "
+        "and its health commands run as root",
+        extra={"rules_file": rules_file, "problems": "; ".join(reasons) or "none now"},
+    )

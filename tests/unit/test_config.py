@@ -60,6 +60,18 @@ def test_config_defaults_from_nomad_empty_block() -> None:
     assert (config.debounce, config.unplugged_grace, config.log_level) == (0.2, 60.0, "info")
 
 
+@pytest.mark.parametrize(
+    ("value", "strict"),
+    [({}, True), ({"strict_rules_permissions": True}, True), ({"strict_rules_permissions": False}, False),
+     ({"strict_rules_permissions": "false"}, False)],
+    ids=["default", "true", "false", "false-as-text"],
+)
+def test_config_strict_rules_permissions_is_on_unless_switched_off(value: dict[str, Any], strict: bool) -> None:
+    """The ownership and mode check of the rules file is on by default; only an explicit false turns it off."""
+    assert decode_config(encode_config(value)).strict_rules_permissions is strict
+    assert decode_config(nomad_bytes("empty")).strict_rules_permissions is True  # an agent that never heard of it
+
+
 def test_config_empty_bytes_mean_defaults() -> None:
     """No schema config at all (empty bytes) is the same as an empty block."""
     assert decode_config(b"") == decode_config(nomad_bytes("empty"))
@@ -96,6 +108,7 @@ def test_config_inline_rules_as_nomad_sends_them() -> None:
         pytest.param({"rules_file": "/nonexistent/rules.yaml"}, "rules_file", id="missing-file"),
         pytest.param({"surprise": True}, "surprise", id="unknown-key"),
         pytest.param({"rule": "not a list"}, "rule", id="rule-not-list"),
+        pytest.param({"strict_rules_permissions": "no"}, "strict_rules_permissions", id="bad-flag"),
     ],
 )
 def test_config_errors_name_the_key(value: dict[str, Any], named: str) -> None:
