@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from discovery.filewatch import FileWatch
 from discovery.health import HealthResult, run_check
+from discovery.idstore import IdStore
 from discovery.snapshot import Snapshot
 from discovery.sources.base import DeviceSource
 from discovery.table import DeviceTable
@@ -55,8 +56,10 @@ class Discovery:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         health_workers: int = 4,
+        id_store: IdStore | None = None,
     ) -> None:
         self._source = source
+        self._id_store = id_store  # where the ID memory lives between runs; None: IDs are not remembered
         self._load_rules = load_rules
         self._rules_file = rules_file
         self._debounce = debounce
@@ -93,6 +96,8 @@ class Discovery:
         """
         try:
             self._table.set_rules(self._load_rules())
+            if self._id_store is not None:
+                self._table.memory = self._id_store.load()  # before the first IDs are given
             self._source.start()  # the monitor listens before we enumerate: no event falls in between
             if self._rules_file:
                 self._filewatch = FileWatch(self._rules_file)
@@ -100,6 +105,7 @@ class Discovery:
         except BaseException:
             self.stop()
             raise
+        self._save_ids()
         if self._source.fileno() is None:
             log.warning("udev is not available; falling back to pyusb with a rescan every 5s")
             self._next_rescan = self._clock() + RESCAN_WITHOUT_UDEV_S
@@ -280,6 +286,13 @@ class Discovery:
                 self._table.update(path, self._source.device_at(path), wall)
         self._table.expire(wall)
         self._publish()
+        self._save_ids()
+
+    def _save_ids(self) -> None:
+        """Write the ID memory when a device got an ID it did not have before (a few times a day, not per event)."""
+        memory = self._table.memory
+        if self._id_store is not None and memory is not None and memory.changed:
+            self._id_store.save(memory)
 
     def _reload(self) -> None:
         try:

@@ -118,6 +118,9 @@ CONFIG_SPEC: dict[str, Any] = {
     "log_level": default("log_level", "string", '"info"'),
     # Off only on purpose: then a rules file anyone can write may run commands as root (logged at every start).
     "strict_rules_permissions": default("strict_rules_permissions", "bool", "true"),
+    # Where the IDs given to devices are kept between runs; unset: $NOMAD_DEVICE_USB_STATE_DIR, else
+    # /var/lib/nomad-device-usb (discovery.idstore). A plain attribute: its default is not a literal.
+    "state_dir": attr("string"),
 }
 
 DEFAULTS: dict[str, Any] = {"debounce": "200ms", "unplugged_grace": "60s", "log_level": "info",
@@ -134,6 +137,7 @@ class PluginConfig:
     unplugged_grace: float = 60.0
     log_level: str = "info"
     strict_rules_permissions: bool = True  # as root, refuse a rules file anyone but root could change
+    state_dir: str | None = None  # None: the environment's or the default (discovery.idstore.state_dir_from)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -198,6 +202,10 @@ def config_from_mapping(value: Mapping[str, Any]) -> PluginConfig:
         errors.append(f"{key}: expected true or false, got {type(v).__name__} {v!r:.60}")
         return bool(DEFAULTS[key])
 
+    state_dir = text("state_dir")
+    if state_dir is not None and (not os.path.isabs(state_dir) or "\x00" in state_dir):
+        errors.append(f"state_dir: expected an absolute path, got {state_dir!r:.200}")
+
     debounce = duration("debounce")
     grace = duration("unplugged_grace")
     strict = flag("strict_rules_permissions")
@@ -227,6 +235,7 @@ def config_from_mapping(value: Mapping[str, Any]) -> PluginConfig:
         unplugged_grace=grace,
         log_level=log_level,
         strict_rules_permissions=strict,
+        state_dir=state_dir,
         raw=dict(value),
     )
 

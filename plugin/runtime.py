@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Sequence
 
+from discovery.idstore import IdStore, state_dir_from
 from discovery.rules.loader import load_rules, rules_from_dicts
 from discovery.rules.model import Rule
 from discovery.rules.ruleset import RuleSet
@@ -86,6 +87,7 @@ class Runtime:
                     rules_file=config.rules_file,
                     debounce=config.debounce,
                     unplugged_grace=config.unplugged_grace,
+                    id_store=IdStore(state_dir_from(config.state_dir, os.environ)),
                 )
                 # Enumerating under the lock keeps a second caller from starting a second monitor;
                 # only a started discovery is kept, so a failed start is tried again next time.

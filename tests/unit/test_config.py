@@ -109,6 +109,8 @@ def test_config_inline_rules_as_nomad_sends_them() -> None:
         pytest.param({"surprise": True}, "surprise", id="unknown-key"),
         pytest.param({"rule": "not a list"}, "rule", id="rule-not-list"),
         pytest.param({"strict_rules_permissions": "no"}, "strict_rules_permissions", id="bad-flag"),
+        pytest.param({"state_dir": "var/lib/x"}, "state_dir", id="relative-state-dir"),
+        pytest.param({"state_dir": "/var/\x00"}, "state_dir", id="nul-in-state-dir"),
     ],
 )
 def test_config_errors_name_the_key(value: dict[str, Any], named: str) -> None:
