@@ -27,7 +27,7 @@ from discovery.filewatch import FileWatch
 from discovery.health import HealthResult, run_check
 from discovery.idstore import IdStore
 from discovery.snapshot import Snapshot
-from discovery.sources.base import DeviceSource
+from discovery.sources.base import DeviceSource, EventsLostError, SourceError
 from discovery.table import DeviceTable
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 MAX_DEBOUNCE_FACTOR = 4  # a steady trickle of events still publishes after 4 debounce windows
 RESCAN_WITHOUT_UDEV_S = 5.0
+RETRY_SOURCE_S = 1.0  # after the source failed to list or read devices, try again this much later,
+RETRY_SOURCE_MAX_S = 60.0  # doubling while it keeps failing, up to this
 
 
 RulesLoader = Callable[[], "RuleSet"]
@@ -87,6 +89,10 @@ class Discovery:
         self._window_opened: float | None = None
         self._window_deadline: float | None = None
         self._next_rescan: float | None = None
+        self._retry_at: float | None = None  # the source failed: read again then (devices kept meanwhile)
+        self._source_failures = 0  # flushes in a row in which the source failed
+        self._failed_this_flush = False
+        self._overflowed = False  # events were lost and the rescan that answers it is not done yet
 
     # -- public ---------------------------------------------------------------------------
     def start(self) -> Snapshot:
@@ -220,6 +226,9 @@ class Discovery:
             self._full_rescan = True
             self._next_rescan = now + RESCAN_WITHOUT_UDEV_S
             self._open_window(now)
+        if self._retry_at is not None and now >= self._retry_at:
+            self._retry_at = None
+            self._open_window(now)
         if self._window_deadline is not None and now >= self._window_deadline:
             self._flush()
         elif self._table.expire(self._wall()) or self._health_changed:
@@ -233,6 +242,8 @@ class Discovery:
             deadlines.append(self._window_deadline)
         if self._next_rescan is not None:
             deadlines.append(self._next_rescan)
+        if self._retry_at is not None:
+            deadlines.append(self._retry_at)
         if self._filewatch is not None and self._filewatch.fileno() is None:
             deadlines.append(now + 1.0)
         if self._health_due:
@@ -254,12 +265,34 @@ class Discovery:
             return
 
     def _on_events(self, now: float) -> None:
-        events = self._source.drain()
+        try:
+            events = self._source.drain()
+        except EventsLostError as exc:
+            self._on_overflow(now, exc)
+            return
+        except (SourceError, OSError) as exc:  # the monitor failed to read: what changed is unknown
+            log.warning("reading device events failed; every device is listed again",
+                        extra={"source": self._source.name, "error": str(exc)})
+            self._full_rescan = True
+            self._open_window(now)
+            return
         if not events:
             return
         for event in events:
             if event.usb_sys_path is not None:  # the device itself, or the one a tty/hidraw/... is below
                 self._dirty.add(event.usb_sys_path)
+        self._open_window(now)
+
+    def _on_overflow(self, now: float, exc: EventsLostError) -> None:
+        """Events were lost: one warning, then every device is listed again when the window closes.
+
+        Further overflows before that rescan are part of the same storm and are not logged again.
+        """
+        if not self._overflowed:
+            self._overflowed = True
+            log.warning("device events overflowed and some were lost; every device is listed again",
+                        extra={"source": self._source.name, "error": str(exc)})
+        self._full_rescan = True
         self._open_window(now)
 
     def _open_window(self, now: float) -> None:
@@ -272,21 +305,54 @@ class Discovery:
     def _flush(self) -> None:
         self._window_opened = None
         self._window_deadline = None
+        self._failed_this_flush = False
         wall = self._wall()
         if self._rules_dirty:
             self._rules_dirty = False
             self._reload()
         if self._full_rescan:
-            self._full_rescan = False
-            self._dirty.clear()
-            self._table.replace_all(self._source.enumerate(), wall)
+            try:
+                devices = self._source.enumerate()
+            except (SourceError, OSError) as exc:
+                # Listing failed: nothing is known to be gone, so the table stays as it is.
+                self._retry_source("listing devices failed", exc)
+            else:
+                self._full_rescan = False
+                self._overflowed = False
+                self._dirty.clear()
+                self._table.replace_all(devices, wall)
         else:
             dirty, self._dirty = self._dirty, set()
             for path in sorted(dirty):  # parents before children
-                self._table.update(path, self._source.device_at(path), wall)
+                try:
+                    device = self._source.device_at(path)
+                except (SourceError, OSError) as exc:
+                    self._dirty.add(path)  # still unknown: read it again, keep what we know meanwhile
+                    self._retry_source("reading a device failed", exc, sys_path=path)
+                    continue
+                self._table.update(path, device, wall)
+        if self._source_failures and not self._failed_this_flush:
+            log.info("the device source works again", extra={"source": self._source.name})
+            self._source_failures = 0
         self._table.expire(wall)
         self._publish()
         self._save_ids()
+
+    def _retry_source(self, what: str, exc: Exception, **context: str) -> None:
+        """The source said no (an expected condition, so no traceback): keep the devices, try again soon.
+
+        Logged as a warning when a streak of failures starts, at debug level while it goes on; the
+        wait doubles each time, up to RETRY_SOURCE_MAX_S, so a device that stays broken costs little.
+        """
+        if self._failed_this_flush:
+            return  # one failure per flush is enough to count, log and retry
+        self._failed_this_flush = True
+        self._source_failures += 1
+        delay = min(RETRY_SOURCE_S * 2 ** (self._source_failures - 1), RETRY_SOURCE_MAX_S)
+        level = logging.WARNING if self._source_failures == 1 else logging.DEBUG
+        log.log(level, what + "; the devices stay as they were and it is tried again",
+                extra={"source": self._source.name, "error": str(exc), "retry_s": delay, **context})
+        self._retry_at = self._clock() + delay
 
     def _save_ids(self) -> None:
         """Write the ID memory when a device got an ID it did not have before (a few times a day, not per event)."""

@@ -27,6 +27,7 @@ from discovery.reservation import (
 )
 from discovery.rules.errors import RulesError
 from discovery.snapshot import Snapshot
+from discovery.sources.base import SourceError
 from discovery.watcher import Discovery
 from plugin import __version__
 from plugin.config import CONFIG_SPEC, ConfigError, decode_config
@@ -42,6 +43,10 @@ PLUGIN_NAME = "nomad-device-usb"
 RETRY_START_S = 5.0
 MIN_STATS_INTERVAL_S = 0.1
 DEVICE_API_VERSION = "v0.1.0"
+
+# What starting discovery may meet on a real machine: no udev or usbfs (SourceError, OSError), a rules
+# file that went bad since SetConfig (RulesError). Logged without a traceback: they are not bugs.
+EXPECTED_START_ERRORS = (SourceError, OSError, RulesError)
 
 _STATUS_FOR_ERROR: dict[type[ReservationError], grpc.StatusCode] = {
     EmptyRequestError: grpc.StatusCode.INVALID_ARGUMENT,
@@ -138,7 +143,10 @@ class DevicePluginServicer(device_pb2_grpc.DevicePluginServicer):
     def _discovery_or_none(self) -> Discovery | None:
         try:
             return self._runtime.discovery()
-        except Exception:  # logged with its traceback; the caller keeps its stream alive
+        except EXPECTED_START_ERRORS as exc:  # the machine or the rules file said no: say what, not where in the code
+            log.error("device discovery could not start; retrying", extra={"error": str(exc)})
+            return None
+        except Exception:  # a bug: logged with its traceback; the caller keeps its stream alive
             log.exception("device discovery could not start; retrying")
             return None
 
@@ -150,7 +158,10 @@ class DevicePluginServicer(device_pb2_grpc.DevicePluginServicer):
             code = _STATUS_FOR_ERROR.get(type(exc), grpc.StatusCode.FAILED_PRECONDITION)
             log.warning("reservation refused", extra={"device_ids": ",".join(ids), "error": str(exc)})
             context.abort(code, str(exc))
-        except Exception as exc:  # discovery down: say so instead of an opaque UNKNOWN
+        except EXPECTED_START_ERRORS as exc:  # discovery cannot start here and now: say so, no traceback
+            log.error("reservation failed: device discovery is not available", extra={"error": str(exc)})
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"device discovery is not available: {exc}")
+        except Exception as exc:  # a bug: say so instead of an opaque UNKNOWN
             log.exception("reservation failed", extra={"device_ids": ",".join(ids)})
             context.abort(grpc.StatusCode.UNAVAILABLE, f"device discovery is not available: {exc}")
         log.info("devices reserved", extra={"device_ids": ",".join(ids), "nodes": len(plan.devices)})

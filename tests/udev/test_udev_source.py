@@ -12,6 +12,8 @@ import pytest
 from discovery.model import UsbDevice
 from discovery.fake.recording import format_recording, parse_recording
 from discovery.fake.testbed import Testbed, load_fixture, load_recording, make_fleet, make_ftdi
+from discovery.fake.overflow import overflowed_in_place_of
+from discovery.sources.base import EventsLostError
 from discovery.sources.udev import UdevEvent, UdevSource
 
 PCI = "/sys/devices/pci0000:00/0000:00:14.0/usb1"
@@ -155,6 +157,19 @@ def test_udev_source_receives_add_and_remove_in_kernel_order(testbed: Testbed, u
     assert [e.device_node for e in removed] == ["/dev/ttyUSB0", None, "/dev/bus/usb/001/006"]
     assert udev_source.device_at(handle.sys_path) is None
     assert udev_source.enumerate() == []
+
+
+def test_udev_source_overflow_is_events_lost_once_then_reading_goes_on(
+    testbed: Testbed, udev_source: UdevSource
+) -> None:
+    """A monitor socket the kernel overflowed (real ENOBUFS, read through libudev and pyudev): drain raises
+    EventsLostError once, clears it, and later drains read on; without clearing, every poll failed for ever."""
+    with overflowed_in_place_of(udev_source.fileno()):
+        with pytest.raises(EventsLostError, match="ENOBUFS"):
+            udev_source.drain()
+        assert udev_source.drain() == []  # cleared; what is left in the queue is not udev's and is dropped
+    testbed.plug(make_ftdi())
+    assert len(_drain_until(udev_source, 3)) == 3
 
 
 def test_udev_source_drain_is_empty_without_events(udev_source: UdevSource) -> None:
