@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from discovery.filewatch import FileWatch
-from discovery.health import HealthResult, run_check
+from discovery.health import HealthResult, RunningChecks, run_check
 from discovery.idstore import IdStore
 from discovery.snapshot import Snapshot
 from discovery.sources.base import DeviceSource, EventsLostError, SourceError
@@ -77,6 +77,7 @@ class Discovery:
         self._wake_closed = False
         self._health_results: queue.SimpleQueue[tuple[str, HealthResult]] = queue.SimpleQueue()
         self._health_pool = ThreadPoolExecutor(max_workers=health_workers, thread_name_prefix="health")
+        self._running_checks = RunningChecks()  # killed at stop: a hanging check must not outlive the plugin
         self._health_due: dict[str, float] = {}
         self._health_running: set[str] = set()
         self._health_changed = False  # a health result arrived since the last publish
@@ -161,6 +162,7 @@ class Discovery:
         if self._stop.is_set():
             return
         self._stop.set()
+        self._running_checks.kill_all()  # first: the plugin may be ended soon after this returns
         self._wake()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
@@ -405,7 +407,7 @@ class Discovery:
 
     def _run_health(self, dev_id: str, argv: tuple[str, ...], timeout: float) -> None:
         try:
-            result = run_check(argv, timeout)
+            result = run_check(argv, timeout, running=self._running_checks)
         except Exception as exc:  # a failing check must never kill the pool thread silently
             log.exception("health check crashed", extra={"device_id": dev_id})
             result = HealthResult(False, None, f"health check error: {exc}", 0.0, self._wall())
