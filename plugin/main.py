@@ -14,12 +14,14 @@ import os
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NoReturn
 
 from plugin.handshake import NOT_A_PROGRAM_MESSAGE, check_cookie
 from plugin.logs import setup_logging
 
 if TYPE_CHECKING:
+    from discovery.sources.base import DeviceSource
     from plugin.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -40,13 +42,22 @@ def main(argv: list[str] | None = None) -> int:
         from plugin.cli.main import main as cli_main
 
         return cli_main(args)
+    serve_plugin()
+
+
+def serve_plugin(source_factory: Callable[[], DeviceSource] | None = None) -> NoReturn:
+    """Plugin mode: log as hclog JSON, serve go-plugin until Shutdown, exit.
+
+    ``source_factory`` replaces where devices come from (the fault-injection tests wrap the real
+    source); by default the machine's own (udev, else pyusb).
+    """
     setup_logging(DEFAULT_LOG_LEVEL)
     # Imported only in plugin mode, so the CLI never loads grpc.
     from plugin import services
     from plugin.runtime import Runtime
     from plugin.server import serve_and_exit
 
-    runtime = Runtime()
+    runtime = Runtime(source_factory) if source_factory is not None else Runtime()
     watch_for_orphaning(runtime)
     serve_and_exit(lambda server: services.register(server, runtime), on_shutdown=runtime.stop)
 

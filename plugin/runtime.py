@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from discovery.idstore import IdStore, state_dir_from
 from discovery.rules.loader import load_rules, rules_from_dicts
@@ -20,6 +20,7 @@ from discovery.rules.ruleset import RuleSet
 from discovery.rules.trust import ROOT_UID, SWITCH, check_trusted, untrusted_reasons
 from discovery.nodes import handed_over_children
 from discovery.snapshot import Snapshot
+from discovery.sources.base import DeviceSource
 from discovery.sources.default import default_source
 from discovery.watcher import Discovery
 from plugin.config import PluginConfig
@@ -42,7 +43,8 @@ def all_rules(rules_file: str | None, inline: Sequence[Rule], *, strict: bool = 
 
 
 class Runtime:
-    def __init__(self) -> None:
+    def __init__(self, source_factory: Callable[[], DeviceSource] = default_source) -> None:
+        self._source_factory = source_factory  # where devices come from (a test may wrap the real one)
         self._lock = threading.RLock()  # start() reads the rules back through _load_rules
         self._config = PluginConfig()
         self._inline: Sequence[Rule] = ()
@@ -82,7 +84,7 @@ class Runtime:
                     raise RuntimeError("plugin is shutting down")
                 config = self._config
                 discovery = Discovery(
-                    default_source(),
+                    self._source_factory(),
                     self._load_rules,
                     rules_file=config.rules_file,
                     debounce=config.debounce,
