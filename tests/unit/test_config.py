@@ -133,3 +133,22 @@ def test_config_not_msgpack() -> None:
         decode_config(b"\xc1\xc1\xc1")
     with pytest.raises(ConfigError):
         decode_config(msgpack.packb([1, 2, 3]))
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        pytest.param({7: "x", "debounce": "1s"}, "7: unknown key", id="number-key"),
+        pytest.param({b"k": 1, True: 2, "z": 3}, "b'k': unknown key", id="mixed-keys"),
+        pytest.param({"rule": [{"attribute": "ram"}]}, "rule[0].attribute: expected attribute blocks", id="attribute-text"),
+        pytest.param({"rule": [{"attribute": [{"name": "a"}], "attributes": [1]}]},
+                     "rule[0].attributes: expected a block", id="attributes-list"),
+        pytest.param({"rules_file": "r" * 100_000}, "rules_file: expected an absolute path", id="huge-path"),
+    ],
+)
+def test_config_shapes_nomad_never_sends_are_errors_not_crashes(value: dict[Any, Any], named: str) -> None:
+    """Keys that are not text and blocks of the wrong shape (found by the wire fuzzer) are ConfigErrors,
+    and a huge value is quoted only in part."""
+    with pytest.raises(ConfigError) as err:
+        decode_config(msgpack.packb(value, use_bin_type=True))
+    assert named in str(err.value) and len(str(err.value)) < 2000
