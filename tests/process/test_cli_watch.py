@@ -147,7 +147,7 @@ def test_watch_rejects_bad_rules_before_starting(testbed: Testbed) -> None:
     """A rules file that does not load: one line, exit 1, no watching."""
     proc = CliProcess(["watch", "--rules", str(ROOT / "no-such.yaml")], {**os.environ, **testbed.env()})
     try:
-        assert proc.proc.wait(timeout=60) == 1
+        assert proc.proc.wait(timeout=20) == 1
         assert proc.wait_err("error:").endswith("no-such.yaml: no such file")
     finally:
         proc.kill()

@@ -233,7 +233,7 @@ def test_udev_source_burst_of_1000_events_all_delivered(testbed: Testbed) -> Non
     try:
         for device in make_fleet(250):
             testbed.plug(device)
-        events = _drain_until(source, 1000, timeout=60)
+        events = _drain_until(source, 1000, timeout=20)  # about 0.3 s
         assert len(events) == 1000
         assert len({e.seqnum for e in events}) == 1000
     finally:
