@@ -4,8 +4,10 @@ YAML is composed (``yaml.compose``), never loaded: nodes keep their line, column
 so ``vendor_id: 2341`` can be read as the hex id 0x2341 instead of the integer 2341, and no YAML tag
 ever constructs an object. A tag written in the document (``!!python/...``, ``!!str``, ``!custom``),
 on a scalar, a list or a mapping, is refused outright, each with its line and column: rules are plain
-YAML, and a tag the validator would quietly ignore on a list or mapping must not look accepted. Plain data (inline rules from the Nomad plugin config) gets the same
-interface without positions; there ``None`` means "absent", as cty sends unset attributes.
+YAML, and a tag the validator would quietly ignore on a list or mapping must not look accepted.
+
+Plain data (inline rules from the Nomad plugin config) gets the same interface without positions;
+there ``None`` means "absent", as cty sends unset attributes.
 
 The schema validator walks this tree only where the schema expects something, so YAML aliases that
 repeat a node many times cost no more than the schema's depth.

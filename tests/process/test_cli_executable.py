@@ -68,11 +68,8 @@ def _minimal_env(world: Testbed, **extra: str) -> dict[str, str]:
 @pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered-stdout", "unbuffered-stdout"])
 @pytest.mark.parametrize("args", [["list"], ["list", "--json"]], ids=["small-output", "large-output"])
 def test_broken_pipe_is_quiet(world: Testbed, args: list[str], unbuffered: bool) -> None:
-    """`list | head`: a reader that left is no error: nothing on stderr, and status 141 as for any tool SIGPIPE stops.
-
-    Buffered, the small table is written only at the end and the large JSON already while it runs:
-    both places must be quiet.
-    """
+    """`list | head`: a reader that left is no error: nothing on stderr, status 141 as for any tool SIGPIPE stops."""
+    # Buffered, the small table is written only at the end and the large JSON already while it runs.
     extra = {"PYTHONUNBUFFERED": "1"} if unbuffered else {}
     reader, writer = os.pipe()
     os.close(reader)  # the reader is gone before the first write: the pipe is broken for certain
@@ -86,7 +83,7 @@ def test_broken_pipe_is_quiet(world: Testbed, args: list[str], unbuffered: bool)
 
 
 def test_reader_leaving_after_the_first_line_is_quiet(world: Testbed) -> None:
-    """`list --json | head -1` with buffered stdout: the first line arrives, then a quiet end (0 or 141, no traceback)."""
+    """`list --json | head -1`, stdout buffered: the first line arrives, then a quiet end (0 or 141, no traceback)."""
     producer = subprocess.Popen([sys.executable, "-m", "plugin.main", "list", "--json"], cwd=ROOT,
                                 env=_minimal_env(world), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert producer.stdout is not None

@@ -86,13 +86,10 @@ def test_watch_shows_ignored_no_rule_and_driver_changes(watch: CliProcess, testb
 
 
 def test_watch_replug_gets_the_same_id(watch: CliProcess, testbed: Testbed) -> None:
-    """A device unplugged and plugged again is reported under the same stable ID.
-
-    Each plug is judged on the line of its last event, the tty's ``add``: the testbed writes
-    nothing more of that device after it, so the watch has read the whole device by then. The
-    device's own ``add`` line comes while the testbed still writes the interface and tty, and a
-    read racing those writes may show the device as gone (it once failed this test under load).
-    """
+    """A device unplugged and plugged again is reported under the same stable ID."""
+    # Each plug is judged on the line of its last event, the tty's `add`: the testbed writes nothing
+    # more of that device after it, so the watch has read all of it. The device's own `add` comes
+    # while the interface and tty are still being written (the test once failed under load).
     records = load_fixture("ftdi-ft232r")
     handle = testbed.plug(records)
     first = _parse(watch.wait_out(lambda line: "tty /dev/ttyUSB0" in line)[-1])

@@ -77,8 +77,8 @@ def plugins(testbed: Testbed, tmp_path: Path) -> Iterator[Plugins]:
     ids=["1-2-first", "1-3-first"],
 )
 def test_twins_keep_their_ids_across_restarts(plugins: Plugins, order: list[str], expected: dict[str, str]) -> None:
-    """The unit plugged first holds the serial ID, the other a port ID; both keep them through a restart with
-    both attached, and through a restart with none attached followed by plugging them in the other order."""
+    """Two units sharing a serial keep serial ID and port ID through restarts, whatever the plug order."""
+    # Restarted with both attached (one enumeration), then with none attached and plugged in reverse.
     stream = plugins.start()
     handles: dict[str, Plugged] = {}
     for tty, port in enumerate(order):

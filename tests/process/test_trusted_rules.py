@@ -90,8 +90,8 @@ def test_reload_of_a_file_others_can_write_keeps_the_last_good_rules(
 
     rules_file.chmod(0o666)
     rules_file.write_text(PIXEL_AS.format(name="renamed"))
-    refused = plugin.wait_for_entry(lambda e: e.get("@message") == "rules file rejected; the last good rules stay in force"
-                                    and "mode 0666" in e.get("errors", ""))
+    rejected = "rules file rejected; the last good rules stay in force"
+    refused = plugin.wait_for_entry(lambda e: e.get("@message") == rejected and "mode 0666" in e.get("errors", ""))
     assert refused["@level"] == "error" and "Traceback" not in str(refused)
     # A later, visible change proves the stream is live: it still shows the old rules' group.
     testbed.plug(usb_devices.make_ftdi())

@@ -331,8 +331,7 @@ def test_discovery_follows_edits_through_a_symlinked_rules_file(testbed: Testbed
 def test_discovery_overflow_is_one_warning_and_a_rescan_finds_the_lost_device(
     testbed: Testbed, rules_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A real ENOBUFS on the monitor (a socket the kernel overflowed, read through libudev): one warning and no
-    traceback, a full rescan that finds the device plugged meanwhile, and events read as before afterwards."""
+    """A real ENOBUFS on the monitor: one warning, no traceback, a rescan that finds the lost device, then events."""
     source = UdevSource()
     discovery = Discovery(source, lambda: load_rules(rules_file), rules_file=str(rules_file), debounce=0.05)
     discovery.start()

@@ -162,8 +162,7 @@ def test_udev_source_receives_add_and_remove_in_kernel_order(testbed: Testbed, u
 def test_udev_source_overflow_is_events_lost_once_then_reading_goes_on(
     testbed: Testbed, udev_source: UdevSource
 ) -> None:
-    """A monitor socket the kernel overflowed (real ENOBUFS, read through libudev and pyudev): drain raises
-    EventsLostError once, clears it, and later drains read on; without clearing, every poll failed for ever."""
+    """A real ENOBUFS on the monitor is EventsLostError once, then drains read on (unread, it failed every poll)."""
     with overflowed_in_place_of(udev_source.fileno()):
         with pytest.raises(EventsLostError, match="ENOBUFS"):
             udev_source.drain()

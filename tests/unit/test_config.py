@@ -140,15 +140,15 @@ def test_config_not_msgpack() -> None:
     [
         pytest.param({7: "x", "debounce": "1s"}, "7: unknown key", id="number-key"),
         pytest.param({b"k": 1, True: 2, "z": 3}, "b'k': unknown key", id="mixed-keys"),
-        pytest.param({"rule": [{"attribute": "ram"}]}, "rule[0].attribute: expected attribute blocks", id="attribute-text"),
+        pytest.param({"rule": [{"attribute": "ram"}]}, "rule[0].attribute: expected attribute blocks",
+                     id="attribute-text"),
         pytest.param({"rule": [{"attribute": [{"name": "a"}], "attributes": [1]}]},
                      "rule[0].attributes: expected a block", id="attributes-list"),
         pytest.param({"rules_file": "r" * 100_000}, "rules_file: expected an absolute path", id="huge-path"),
     ],
 )
 def test_config_shapes_nomad_never_sends_are_errors_not_crashes(value: dict[Any, Any], named: str) -> None:
-    """Keys that are not text and blocks of the wrong shape (found by the wire fuzzer) are ConfigErrors,
-    and a huge value is quoted only in part."""
+    """Non-text keys and wrong block shapes (the wire fuzzer's finds) are ConfigErrors, quoting huge values in part."""
     with pytest.raises(ConfigError) as err:
         decode_config(msgpack.packb(value, use_bin_type=True))
     assert named in str(err.value) and len(str(err.value)) < 2000

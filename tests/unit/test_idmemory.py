@@ -35,8 +35,7 @@ def ids_after_start(memory: IdMemory, devices: list[UsbDevice]) -> dict[int, str
 
 
 def test_idmemory_twins_keep_their_ids_across_a_restart_in_any_order() -> None:
-    """Two units with one serial, plugged one after the other, keep serial ID and port ID after a restart,
-    whichever order udev lists them in then."""
+    """Two units with one serial keep serial ID and port ID after a restart, whatever order udev lists them in."""
     memory = IdMemory()
     running = DeviceTable(unplugged_grace=60.0, node_check=lambda path: None, memory=memory)
     first, second = unit(2), unit(3)

@@ -51,8 +51,7 @@ def test_idstore_missing_file_is_an_empty_memory(tmp_path: Path, caplog: pytest.
 def test_idstore_corrupt_file_is_logged_set_aside_and_rebuilt(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, content: bytes
 ) -> None:
-    """An unreadable state file: one warning (no traceback), the file kept as ids.json.bad, an empty memory
-    that is written anew at the next save."""
+    """An unreadable state file: one warning, kept as ids.json.bad, an empty memory written anew at the next save."""
     store = IdStore(str(tmp_path))
     Path(store.path).write_bytes(content)
     with caplog.at_level(logging.INFO):
@@ -76,8 +75,7 @@ def test_idstore_unusable_entries_are_dropped_and_the_file_cleaned(tmp_path: Pat
 
 
 def test_idstore_cannot_save_logs_once_without_traceback(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """A state directory that cannot be made (a file is in its place): save says False, one error line for
-    repeated failures, and the plugin keeps its IDs in memory."""
+    """A state directory that cannot be made: save says False, with one error line (no traceback) for repeats."""
     blocker = tmp_path / "state"
     blocker.write_text("not a directory")
     store = IdStore(str(blocker))

@@ -193,14 +193,14 @@ def test_watcher_replug_within_grace_keeps_the_id(loop: Loop) -> None:
 
 def _records(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, bool]]:
     """(level, message, has a traceback) of what discovery logged at warning or above."""
-    return [(r.levelname, r.getMessage(), r.exc_info is not None) for r in caplog.records if r.levelno >= logging.WARNING]
+    return [(r.levelname, r.getMessage(), r.exc_info is not None)
+            for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_watcher_overflow_is_one_warning_and_a_rescan_finds_what_was_lost(
     loop: Loop, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Events lost in an overflow: one warning (no traceback) for a storm of them, and the rescan when the
-    window closes finds the device whose event never came."""
+    """Overflows in one window: one warning, no traceback, and a rescan that finds the device whose event was lost."""
     loop.plug(phone(1))
     loop.after(DEBOUNCE)
     loop.source.attach_silently(phone(2))
@@ -215,8 +215,7 @@ def test_watcher_overflow_is_one_warning_and_a_rescan_finds_what_was_lost(
 
 
 def test_watcher_failed_listing_keeps_devices_and_retries(loop: Loop, caplog: pytest.LogCaptureFixture) -> None:
-    """A rescan whose listing fails loses no device (nothing is unplugged), warns once, and is tried again
-    after 1 s, then 2 s, until it works."""
+    """A failed listing loses no device, warns once, and is tried again after 1 s, then 2 s, until it works."""
     loop.plug(phone(1))
     before = loop.after(DEBOUNCE)
     loop.source.attach_silently(phone(2))
