@@ -362,6 +362,7 @@ class UdevSource:
                 # An overflow is a pending socket error: poll says POLLERR (pyudev then raises a bare
                 # OSError on every poll, for ever) until the error is read and so cleared.
                 _raise_socket_error(monitor.fileno())
+                raise MonitorError("udev monitor socket reports an error, but none is pending")
             if not revents & select.POLLIN:
                 return
             try:
