@@ -185,7 +185,8 @@ class Ours(Subject):
         try:
             self.plugin.plugin_info()
             self.plugin.config_schema()
-            self.plugin.set_config(encode_config({"rules_file": str(world.rules_file), "debounce": debounce}))
+            self.plugin.set_config(encode_config({"rules_file": str(world.rules_file), "debounce": debounce,
+                                                  "state_dir": str(world.dir / "state")}))
             self.fingerprint_called = time.monotonic()
             self.stream = self.plugin.fingerprint()
         except BaseException:

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,11 +45,51 @@ def check_environment() -> dict[str, str]:
     }
 
 
-def run_check(argv: Sequence[str], timeout_s: float, *, env: dict[str, str] | None = None) -> HealthResult:
+class RunningChecks:
+    """The process groups of the checks running now, so that none outlives its owner (``kill_all`` at stop).
+
+    A check runs in a session of its own, so the plugin's exit does not take it along: without this,
+    a check that hangs kept running after the plugin stopped.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._groups: set[int] = set()
+        self._closed = False
+
+    def add(self, pid: int) -> bool:
+        """Track ``pid``'s group; False once ``kill_all`` ran (the caller kills it itself)."""
+        with self._lock:
+            if not self._closed:
+                self._groups.add(pid)
+            return not self._closed
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._groups)
+
+    def discard(self, pid: int) -> None:
+        with self._lock:
+            self._groups.discard(pid)
+
+    def kill_all(self) -> int:
+        """Kill every running check's process group, and any started from now on; how many were running."""
+        with self._lock:
+            self._closed = True
+            groups, self._groups = self._groups, set()
+        for pid in groups:
+            _kill_group_of(pid)
+        return len(groups)
+
+
+def run_check(
+    argv: Sequence[str], timeout_s: float, *, env: dict[str, str] | None = None, running: RunningChecks | None = None
+) -> HealthResult:
     """Run ``argv`` and judge it: exit code 0 within ``timeout_s`` is healthy.
 
     Its stderr goes to a temporary file rather than a pipe: a check that leaves a background child
-    holding stderr open is judged by its own exit, and nothing here waits on that child.
+    holding stderr open is judged by its own exit, and nothing here waits on that child. ``running``
+    tracks the check while it runs, so its owner can kill it when it stops.
     """
     started = time.monotonic()
     if env is None:
@@ -69,6 +110,8 @@ def run_check(argv: Sequence[str], timeout_s: float, *, env: dict[str, str] | No
             program = argv[0] if argv else "?"
             detail = f"health check could not start: {program}: {exc.strerror or exc}"
             return HealthResult(False, None, detail, 0.0, wall)
+        if running is not None and not running.add(proc.pid):
+            _kill_group(proc)  # the owner stopped while this one was starting
         try:
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -76,6 +119,9 @@ def run_check(argv: Sequence[str], timeout_s: float, *, env: dict[str, str] | No
             proc.wait()
             latency = time.monotonic() - started
             return HealthResult(False, None, f"health check timed out after {timeout_s:g}s", latency, wall)
+        finally:
+            if running is not None:
+                running.discard(proc.pid)
         latency = time.monotonic() - started
         if code == 0:
             return HealthResult(True, 0, "", latency, wall)
@@ -86,7 +132,11 @@ def run_check(argv: Sequence[str], timeout_s: float, *, env: dict[str, str] | No
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    _kill_group_of(proc.pid)
+
+
+def _kill_group_of(pid: int) -> None:
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
-        log.debug("health check exited before it could be killed", extra={"pid": proc.pid})
+        log.debug("health check exited before it could be killed", extra={"pid": pid})

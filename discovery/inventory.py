@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from discovery.sources.base import DeviceSource
 
 _VID_PID = re.compile(r"(?:0x)?([0-9a-fA-F]{1,4}):(?:0x)?([0-9a-fA-F]{1,4})\Z")
+# What a person means as VID:PID even when it is not one ("zz:1", "0403:60011"): no other DEVICE
+# form has this shape (IDs start with "usb-", ports hold '-' or '.', paths start with '/').
+_VID_PID_SHAPE = re.compile(r"(?:0x)?[0-9a-zA-Z]{1,8}:(?:0x)?[0-9a-zA-Z]{1,8}\Z")
 
 
 class DeviceAccessError(Exception):
@@ -99,6 +102,12 @@ def take_inventory(
         key=lambda e: e.device.sys_path,
     )
     return Inventory(rules=rules, snapshot=snapshot, entries=tuple(entries))
+
+
+def malformed_vid_pid(query: str) -> bool:
+    """True when ``query`` is written like a VID:PID but is not one (not hex, or more than 4 digits)."""
+    text = query.strip()
+    return bool(_VID_PID_SHAPE.match(text)) and not _VID_PID.match(text)
 
 
 def find_devices(inventory: Inventory, query: str) -> list[Entry]:

@@ -79,6 +79,15 @@ def resolve_node(path: str, realpath: Callable[[str], str] = os.path.realpath) -
     return resolved
 
 
+MAX_SHOWN_ID = 100  # an ID in a message is cut here: Nomad's IDs are short, a hostile one must not fill the reply
+
+
+def shown_id(dev_id: str) -> str:
+    """``dev_id`` quoted for a message, cut to MAX_SHOWN_ID characters (gRPC caps a status message's size)."""
+    text = repr(dev_id)
+    return text if len(text) <= MAX_SHOWN_ID else f"{text[: MAX_SHOWN_ID - 13]}... ({len(dev_id)} chars)"
+
+
 def plan_reservation(
     device_ids: Sequence[str], snapshot: Snapshot, realpath: Callable[[str], str] = os.path.realpath
 ) -> Reservation:
@@ -88,7 +97,7 @@ def plan_reservation(
     for dev_id in sorted(set(device_ids)):
         state = snapshot.devices.get(dev_id)
         if state is None:
-            raise UnknownDeviceError(f"unknown device ID {dev_id!r}")
+            raise UnknownDeviceError(f"unknown device ID {shown_id(dev_id)}")
         if not state.present:
             raise DeviceUnavailableError(f"device {dev_id} is unplugged")
         if not state.healthy:

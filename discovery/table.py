@@ -1,5 +1,8 @@
 """The device table: attached devices, their sticky IDs, plug history and health, turned into Snapshots.
 
+IDs come from ``discovery.ids`` (serial, else port), and from the ID memory when one is given: a
+unit it knows gets the ID it had before, which is how two units sharing a serial keep theirs.
+
 Pure bookkeeping with the clock passed in: no threads, no udev, no I/O except the stat() of
 device nodes (injectable for tests). The watcher feeds it; ``build`` makes the next Snapshot.
 """
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING
 from discovery.attributes import builtin_attributes
 from discovery.health import HealthResult
 from discovery.ids import stable_id
+from discovery.idmemory import IdMemory
 from discovery.model import UsbDevice
 from discovery.nodes import NodeCheck, check_node, handed_over_nodes
 from discovery.rules.model import HEALTHY_COUNT, AttrValue
@@ -40,9 +44,12 @@ class _History:
 class DeviceTable:
     """Attached devices by sysfs path, and the memory that makes IDs and health survive replugs."""
 
-    def __init__(self, *, unplugged_grace: float, node_check: NodeCheck = check_node) -> None:
+    def __init__(
+        self, *, unplugged_grace: float, node_check: NodeCheck = check_node, memory: IdMemory | None = None
+    ) -> None:
         self.unplugged_grace = unplugged_grace
         self._node_check = node_check
+        self.memory = memory  # IDs given before (this run, or an earlier one through the saved state)
         self._attached: dict[str, UsbDevice] = {}
         self._ids: dict[str, str] = {}  # sys_path -> ID, kept while attached
         self._history: dict[str, _History] = {}  # ID -> history, kept for the grace period
@@ -61,13 +68,16 @@ class DeviceTable:
         for path in list(self._attached):
             if path not in fresh:
                 self.update(path, None, now)
-        # IDs are judged against the whole enumeration, so two devices sharing a serial both
-        # get port IDs, the same ones after every restart whatever order udev lists them in.
-        # Only devices with the same vendor, product and serial can collide: compare within those.
+        # A device the memory knows gets its ID back first, whatever order udev lists devices in,
+        # so no other device can take it. The rest are judged against the whole enumeration, so two
+        # new devices sharing a serial both get port IDs. Only devices with the same vendor,
+        # product and serial can collide: compare within those.
         twins: dict[tuple[int, int, str | None], list[UsbDevice]] = {}
         for device in fresh.values():
             twins.setdefault((device.vendor_id, device.product_id, device.serial), []).append(device)
-        for path, device in sorted(fresh.items()):
+        remembered = [p for p, d in fresh.items() if self.memory is not None and self.memory.recall(d)]
+        for path in sorted(remembered) + sorted(set(fresh) - set(remembered)):
+            device = fresh[path]
             self.update(path, device, now, peers=twins[(device.vendor_id, device.product_id, device.serial)])
 
     def update(
@@ -101,7 +111,7 @@ class DeviceTable:
             return
         if old_id is not None:
             self.update(sys_path, None, now)
-        new_id = self._unique(stable_id(device, self._attached.values() if peers is None else peers))
+        new_id = self._assign(device, self._attached.values() if peers is None else peers)
         self._attached[sys_path] = device
         self._ids[sys_path] = new_id
         self._matches.pop(new_id, None)
@@ -118,6 +128,17 @@ class DeviceTable:
     def set_health(self, device_id: str, result: HealthResult) -> None:
         if device_id in self._history:
             self._health[device_id] = result
+
+    def _assign(self, device: UsbDevice, peers: Iterable[UsbDevice]) -> str:
+        """The ID the memory has for this unit if no attached device holds it, else the computed one."""
+        remembered = self.memory.recall(device) if self.memory is not None else None
+        if remembered is not None and remembered not in self._ids.values():
+            new_id = remembered
+        else:
+            new_id = self._unique(stable_id(device, peers))
+        if self.memory is not None:
+            self.memory.remember(device, new_id)
+        return new_id
 
     def _unique(self, candidate: str) -> str:
         """IDs are unique among attached devices even if two devices claim the same port (should not happen)."""

@@ -27,11 +27,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from discovery.filewatch import FileWatch
-from discovery.health import HealthResult, run_check
+from discovery.health import HealthResult, RunningChecks, run_check
+from discovery.idstore import IdStore
 from discovery.readings import Problem, ReadingsResult
 from discovery.readings_book import ReadingsBook
 from discovery.snapshot import Snapshot
-from discovery.sources.base import DeviceSource
+from discovery.sources.base import DeviceSource, EventsLostError, SourceError
 from discovery.stats_command import run_stats_command
 from discovery.table import DeviceTable
 
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 MAX_DEBOUNCE_FACTOR = 4  # a steady trickle of events still publishes after 4 debounce windows
 RESCAN_WITHOUT_UDEV_S = 5.0
+RETRY_SOURCE_S = 1.0  # after the source failed to list or read devices, try again this much later,
+RETRY_SOURCE_MAX_S = 60.0  # doubling while it keeps failing, up to this
 
 
 RulesLoader = Callable[[], "RuleSet"]
@@ -62,8 +65,10 @@ class Discovery:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         health_workers: int = 4,
+        id_store: IdStore | None = None,
     ) -> None:
         self._source = source
+        self._id_store = id_store  # where the ID memory lives between runs; None: IDs are not remembered
         self._load_rules = load_rules
         self._rules_file = rules_file
         self._debounce = debounce
@@ -79,6 +84,7 @@ class Discovery:
         self._wake_closed = False
         self._health_results: queue.SimpleQueue[tuple[str, HealthResult]] = queue.SimpleQueue()
         self._health_pool = ThreadPoolExecutor(max_workers=health_workers, thread_name_prefix="health")
+        self._running_checks = RunningChecks()  # killed at stop: a hanging check must not outlive the plugin
         self._health_due: dict[str, float] = {}
         self._health_running: set[str] = set()
         self._health_changed = False  # a health result arrived since the last publish
@@ -100,6 +106,10 @@ class Discovery:
         self._window_opened: float | None = None
         self._window_deadline: float | None = None
         self._next_rescan: float | None = None
+        self._retry_at: float | None = None  # the source failed: read again then (devices kept meanwhile)
+        self._source_failures = 0  # flushes in a row in which the source failed
+        self._failed_this_flush = False
+        self._overflowed = False  # events were lost and the rescan that answers it is not done yet
 
     # -- public ---------------------------------------------------------------------------
     def start(self) -> Snapshot:
@@ -109,6 +119,8 @@ class Discovery:
         """
         try:
             self._table.set_rules(self._load_rules())
+            if self._id_store is not None:
+                self._table.memory = self._id_store.load()  # before the first IDs are given
             self._source.start()  # the monitor listens before we enumerate: no event falls in between
             if self._rules_file:
                 self._filewatch = FileWatch(self._rules_file)
@@ -116,6 +128,7 @@ class Discovery:
         except BaseException:
             self.stop()
             raise
+        self._save_ids()
         if self._source.fileno() is None:
             log.warning("udev is not available; falling back to pyusb with a rescan every 5s")
             self._next_rescan = self._clock() + RESCAN_WITHOUT_UDEV_S
@@ -170,6 +183,7 @@ class Discovery:
         if self._stop.is_set():
             return
         self._stop.set()
+        self._running_checks.kill_all()  # first: the plugin may be ended soon after this returns
         self._wake()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
@@ -236,6 +250,9 @@ class Discovery:
             self._full_rescan = True
             self._next_rescan = now + RESCAN_WITHOUT_UDEV_S
             self._open_window(now)
+        if self._retry_at is not None and now >= self._retry_at:
+            self._retry_at = None
+            self._open_window(now)
         if self._window_deadline is not None and now >= self._window_deadline:
             self._flush()
         elif self._table.expire(self._wall()) or self._health_changed:
@@ -250,6 +267,8 @@ class Discovery:
             deadlines.append(self._window_deadline)
         if self._next_rescan is not None:
             deadlines.append(self._next_rescan)
+        if self._retry_at is not None:
+            deadlines.append(self._retry_at)
         if self._filewatch is not None and self._filewatch.fileno() is None:
             deadlines.append(now + 1.0)
         if self._health_due:
@@ -274,12 +293,34 @@ class Discovery:
             return
 
     def _on_events(self, now: float) -> None:
-        events = self._source.drain()
+        try:
+            events = self._source.drain()
+        except EventsLostError as exc:
+            self._on_overflow(now, exc)
+            return
+        except (SourceError, OSError) as exc:  # the monitor failed to read: what changed is unknown
+            log.warning("reading device events failed; every device is listed again",
+                        extra={"source": self._source.name, "error": str(exc)})
+            self._full_rescan = True
+            self._open_window(now)
+            return
         if not events:
             return
         for event in events:
             if event.usb_sys_path is not None:  # the device itself, or the one a tty/hidraw/... is below
                 self._dirty.add(event.usb_sys_path)
+        self._open_window(now)
+
+    def _on_overflow(self, now: float, exc: EventsLostError) -> None:
+        """Events were lost: one warning, then every device is listed again when the window closes.
+
+        Further overflows before that rescan are part of the same storm and are not logged again.
+        """
+        if not self._overflowed:
+            self._overflowed = True
+            log.warning("device events overflowed and some were lost; every device is listed again",
+                        extra={"source": self._source.name, "error": str(exc)})
+        self._full_rescan = True
         self._open_window(now)
 
     def _open_window(self, now: float) -> None:
@@ -292,21 +333,61 @@ class Discovery:
     def _flush(self) -> None:
         self._window_opened = None
         self._window_deadline = None
+        self._failed_this_flush = False
         wall = self._wall()
         if self._rules_dirty:
             self._rules_dirty = False
             self._reload()
         if self._full_rescan:
-            self._full_rescan = False
-            self._dirty.clear()
-            self._table.replace_all(self._source.enumerate(), wall)
+            try:
+                devices = self._source.enumerate()
+            except (SourceError, OSError) as exc:
+                # Listing failed: nothing is known to be gone, so the table stays as it is.
+                self._retry_source("listing devices failed", exc)
+            else:
+                self._full_rescan = False
+                self._overflowed = False
+                self._dirty.clear()
+                self._table.replace_all(devices, wall)
         else:
             paths, self._dirty = sorted(self._dirty), set()  # parents before children
-            for path, device in zip(paths, self._source.devices_at(paths), strict=True):  # a burst: one pass
-                self._table.update(path, device, wall)
+            try:
+                read = self._source.devices_at(paths)  # a burst is read in one pass
+            except (SourceError, OSError) as exc:
+                self._dirty.update(paths)  # still unknown: read them again, keep what we know meanwhile
+                self._retry_source("reading devices failed", exc, sys_path=paths[0] if paths else "")
+            else:
+                for path, device in zip(paths, read, strict=True):
+                    self._table.update(path, device, wall)
+        if self._source_failures and not self._failed_this_flush:
+            log.info("the device source works again", extra={"source": self._source.name})
+            self._source_failures = 0
         self._table.expire(wall)
         self._commands_stale = True
         self._publish()
+        self._save_ids()
+
+    def _retry_source(self, what: str, exc: Exception, **context: str) -> None:
+        """The source said no (an expected condition, so no traceback): keep the devices, try again soon.
+
+        Logged as a warning when a streak of failures starts, at debug level while it goes on; the
+        wait doubles each time, up to RETRY_SOURCE_MAX_S, so a device that stays broken costs little.
+        """
+        if self._failed_this_flush:
+            return  # one failure per flush is enough to count, log and retry
+        self._failed_this_flush = True
+        self._source_failures += 1
+        delay = min(RETRY_SOURCE_S * 2 ** (self._source_failures - 1), RETRY_SOURCE_MAX_S)
+        level = logging.WARNING if self._source_failures == 1 else logging.DEBUG
+        log.log(level, what + "; the devices stay as they were and it is tried again",
+                extra={"source": self._source.name, "error": str(exc), "retry_s": delay, **context})
+        self._retry_at = self._clock() + delay
+
+    def _save_ids(self) -> None:
+        """Write the ID memory when a device got an ID it did not have before (a few times a day, not per event)."""
+        memory = self._table.memory
+        if self._id_store is not None and memory is not None and memory.changed:
+            self._id_store.save(memory)
 
     def _reload(self) -> None:
         try:
@@ -365,7 +446,7 @@ class Discovery:
 
     def _run_health(self, dev_id: str, argv: tuple[str, ...], timeout: float) -> None:
         try:
-            result = run_check(argv, timeout)
+            result = run_check(argv, timeout, running=self._running_checks)
         except Exception as exc:  # a failing check must never kill the pool thread silently
             log.exception("health check crashed", extra={"device_id": dev_id})
             result = HealthResult(False, None, f"health check error: {exc}", 0.0, self._wall())

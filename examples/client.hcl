@@ -23,6 +23,13 @@ plugin "nomad-device-usb" {
     # trace, debug, info, warn or error; lines appear in the agent's log under nomad-device-usb.
     log_level = "info"
 
+    # Where the plugin keeps the IDs it gave, so they survive restarts (made 0700 at first use).
+    state_dir = "/var/lib/nomad-device-usb"
+
+    # As root, a rules file (or its directory) that users other than root could change is refused:
+    # its health commands run as root. false accepts it anyway and logs a warning at every start.
+    strict_rules_permissions = true
+
     # Rules may also be written inline; they come before the rules file's rules.
     # Quote USB ids (HCL reads a bare 0x18d1 as the number 6353); lists are comma-separated.
     rule {

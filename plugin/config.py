@@ -122,9 +122,15 @@ CONFIG_SPEC: dict[str, Any] = {
     "debounce": default("debounce", "string", '"200ms"'),
     "unplugged_grace": default("unplugged_grace", "string", '"60s"'),
     "log_level": default("log_level", "string", '"info"'),
+    # Off only on purpose: then a rules file anyone can write may run commands as root (logged at every start).
+    "strict_rules_permissions": default("strict_rules_permissions", "bool", "true"),
+    # Where the IDs given to devices are kept between runs; unset: $NOMAD_DEVICE_USB_STATE_DIR, else
+    # /var/lib/nomad-device-usb (discovery.idstore). A plain attribute: its default is not a literal.
+    "state_dir": attr("string"),
 }
 
-DEFAULTS = {"debounce": "200ms", "unplugged_grace": "60s", "log_level": "info"}
+DEFAULTS: dict[str, Any] = {"debounce": "200ms", "unplugged_grace": "60s", "log_level": "info",
+                            "strict_rules_permissions": True}
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,8 @@ class PluginConfig:
     debounce: float = 0.2
     unplugged_grace: float = 60.0
     log_level: str = "info"
+    strict_rules_permissions: bool = True  # as root, refuse a rules file anyone but root could change
+    state_dir: str | None = None  # None: the environment's or the default (discovery.idstore.state_dir_from)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -154,9 +162,11 @@ def decode_config(data: bytes) -> PluginConfig:
 
 def config_from_mapping(value: Mapping[str, Any]) -> PluginConfig:
     errors: list[str] = []
-    unknown = sorted(set(value) - set(CONFIG_SPEC))
+    # Keys may be anything MessagePack can hold (numbers, bytes, true): sorted and shown by their repr.
+    unknown = sorted((key for key in value if key not in CONFIG_SPEC), key=repr)
     for key in unknown:
-        errors.append(f"{key}: unknown key (expected one of {', '.join(sorted(CONFIG_SPEC))})")
+        shown = key if isinstance(key, str) else repr(key)
+        errors.append(f"{shown:.80}: unknown key (expected one of {', '.join(sorted(CONFIG_SPEC))})")
 
     def text(key: str) -> str | None:
         v = value.get(key)
@@ -164,7 +174,7 @@ def config_from_mapping(value: Mapping[str, Any]) -> PluginConfig:
             return DEFAULTS.get(key)
         if isinstance(v, str):
             return v
-        errors.append(f"{key}: expected a string, got {type(v).__name__} {v!r}")
+        errors.append(f"{key}: expected a string, got {type(v).__name__} {v!r:.80}")
         return None
 
     def duration(key: str) -> float:
@@ -175,7 +185,7 @@ def config_from_mapping(value: Mapping[str, Any]) -> PluginConfig:
             errors.append(f"{key}: {exc}")
             return 0.0
         if seconds < 0:
-            errors.append(f"{key}: must not be negative, got {raw!r}")
+            errors.append(f"{key}: must not be negative, got {raw!r:.80}")
         return seconds
 
     rules_file = text("rules_file")
@@ -183,17 +193,33 @@ def config_from_mapping(value: Mapping[str, Any]) -> PluginConfig:
         if not rules_file.strip():
             errors.append("rules_file: expected a path, got an empty string")
         elif not os.path.isabs(rules_file):
-            errors.append(f"rules_file: expected an absolute path, got {rules_file!r}")
+            errors.append(f"rules_file: expected an absolute path, got {rules_file!r:.200}")
         elif not os.path.isfile(rules_file):
-            errors.append(f"rules_file: {rules_file} does not exist or is not a file")
+            errors.append(f"rules_file: {rules_file:.4200} does not exist or is not a file")
         elif not os.access(rules_file, os.R_OK):
             errors.append(f"rules_file: {rules_file} is not readable")
 
+    def flag(key: str) -> bool:
+        v = value.get(key)
+        if v is None:
+            return bool(DEFAULTS[key])
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, str) and v.strip().lower() in ("true", "false"):  # HCL1 may hand a bool over as text
+            return v.strip().lower() == "true"
+        errors.append(f"{key}: expected true or false, got {type(v).__name__} {v!r:.60}")
+        return bool(DEFAULTS[key])
+
+    state_dir = text("state_dir")
+    if state_dir is not None and (not os.path.isabs(state_dir) or "\x00" in state_dir):
+        errors.append(f"state_dir: expected an absolute path, got {state_dir!r:.200}")
+
     debounce = duration("debounce")
     grace = duration("unplugged_grace")
+    strict = flag("strict_rules_permissions")
     log_level = (text("log_level") or "info").strip().lower()
     if log_level not in LOG_LEVELS:
-        errors.append(f"log_level: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+        errors.append(f"log_level: expected one of {', '.join(LOG_LEVELS)}, got {log_level!r:.80}")
 
     rules_raw = value.get("rule")
     inline: list[Mapping[str, Any]] = []
@@ -206,7 +232,10 @@ def config_from_mapping(value: Mapping[str, Any]) -> PluginConfig:
         if not isinstance(item, dict):
             errors.append(f"rule[{i}]: expected a block, got {type(item).__name__}")
             continue
-        inline.append(rule_dict_from_hcl(item))
+        try:
+            inline.append(rule_dict_from_hcl(item))
+        except ConfigError as exc:
+            errors.append(f"rule[{i}].{exc}")
 
     if errors:
         raise ConfigError("invalid plugin config: " + "; ".join(errors))
@@ -216,6 +245,8 @@ def config_from_mapping(value: Mapping[str, Any]) -> PluginConfig:
         debounce=debounce,
         unplugged_grace=grace,
         log_level=log_level,
+        strict_rules_permissions=strict,
+        state_dir=state_dir,
         raw=dict(value),
     )
 
@@ -242,7 +273,13 @@ def rule_dict_from_hcl(item: Mapping[str, Any]) -> dict[str, Any]:
         out["mounts"] = mounts
     typed = out.pop("attribute", None)
     if typed:  # attribute { name = "ram", value = "8", unit = "GiB" } joins the plain string attributes
-        attributes = dict(out.get("attributes", {}))
+        attributes = out.get("attributes", {})
+        # Nomad's decoder gives only these shapes; another client may send anything: say so, do not crash.
+        if not isinstance(typed, list) or not all(isinstance(entry, dict) for entry in typed):
+            raise ConfigError(f"attribute: expected attribute blocks, got {type(typed).__name__}")
+        if not isinstance(attributes, dict):
+            raise ConfigError(f"attributes: expected a block of name = value, got {type(attributes).__name__}")
+        attributes = dict(attributes)
         for entry in typed:
             spec = dict(entry)
             name = str(spec.pop("name", ""))

@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"   PluginInfo: name={info.name} version={info.plugin_version} api={list(info.plugin_api_versions)}")
         schema = plugin.config_schema()
         _say(f"   ConfigSchema: config keys {sorted(schema.spec.object.attributes)}")
-        plugin.set_config(encode_config({"rules_file": str(rules_file), "debounce": "100ms", "unplugged_grace": "5m"}))
+        plugin.set_config(encode_config({"rules_file": str(rules_file), "debounce": "100ms", "unplugged_grace": "5m",
+                                         "state_dir": str(workdir / "state")}))  # not the machine's real one
         _say(f"   SetConfig: rules_file={rules_file}")
         _say(textwrap.indent(DEMO_RULES.rstrip(), "      | "))
 

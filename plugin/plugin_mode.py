@@ -11,11 +11,13 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
 from plugin.logs import setup_logging
 
 if TYPE_CHECKING:
+    from discovery.sources.base import DeviceSource
     from plugin.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -31,14 +33,18 @@ FIRST_USE_MODULES = (
 )
 
 
-def run() -> NoReturn:
-    """Serve Nomad until Shutdown (or a signal), then end the process."""
+def run(source_factory: Callable[[], DeviceSource] | None = None) -> NoReturn:
+    """Serve Nomad until Shutdown (or a signal), then end the process.
+
+    ``source_factory`` replaces where devices come from (the fault-injection tests wrap the real
+    source); by default the machine's own (udev, else pyusb).
+    """
     setup_logging(DEFAULT_LOG_LEVEL)
     from plugin import services
     from plugin.runtime import Runtime
     from plugin.server import serve_and_exit
 
-    runtime = Runtime()
+    runtime = Runtime(source_factory) if source_factory is not None else Runtime()
     watch_for_orphaning(runtime)
     serve_and_exit(lambda server: services.register(server, runtime), on_shutdown=runtime.stop,
                    on_serving=load_in_background)

@@ -8,15 +8,17 @@ Shutdown. Access is guarded by a lock because gRPC calls arrive on several threa
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from plugin.config import PluginConfig
 from plugin.logs import set_level
 
 if TYPE_CHECKING:  # discovery loads on first use (SetConfig), after the handshake line is out
+    from discovery.sources.base import DeviceSource
     from discovery.rules.model import Rule
     from discovery.rules.ruleset import RuleSet
     from discovery.snapshot import Snapshot
@@ -27,16 +29,24 @@ log = logging.getLogger(__name__)
 RESET_SETTLE_S = 5.0  # how long Reserve waits for a reset device to be back
 
 
-def all_rules(rules_file: str | None, inline: Sequence[Rule]) -> RuleSet:
-    """The plugin config's inline rules first, then the rules file's (read anew on each call)."""
+def all_rules(rules_file: str | None, inline: Sequence[Rule], *, strict: bool = True) -> RuleSet:
+    """The plugin config's inline rules first, then the rules file's (read anew on each call).
+
+    ``strict``: as root, a rules file anyone but root could change is refused (RulesError) before
+    it is read, at SetConfig and at every reload alike. Inline rules are config, not a file: no check.
+    """
     from discovery.rules.loader import load_rules
     from discovery.rules.ruleset import RuleSet
+    from discovery.rules.trust import check_trusted
 
+    if rules_file and strict:
+        check_trusted(rules_file)
     return RuleSet.from_parts(list(inline), load_rules(rules_file) if rules_file else None)
 
 
 class Runtime:
-    def __init__(self) -> None:
+    def __init__(self, source_factory: Callable[[], DeviceSource] | None = None) -> None:
+        self._source_factory = source_factory  # where devices come from (a test may wrap the real one)
         self._lock = threading.RLock()  # start() reads the rules back through _load_rules
         self._config = PluginConfig()
         self._inline: Sequence[Rule] = ()
@@ -48,7 +58,8 @@ class Runtime:
         from discovery.rules.loader import rules_from_dicts
 
         inline = rules_from_dicts([dict(r) for r in config.inline_rules], "plugin config", field_prefix="rule")
-        all_rules(config.rules_file, inline)  # RulesError: file, line, field, or a group two rules disagree on
+        # RulesError: file, line, field, a group two rules disagree on, or a file others could change
+        all_rules(config.rules_file, inline, strict=config.strict_rules_permissions)
         with self._lock:
             changed = config != self._config
             self._config = config
@@ -62,8 +73,8 @@ class Runtime:
 
     def _load_rules(self) -> RuleSet:
         with self._lock:
-            rules_file, inline = self._config.rules_file, self._inline
-        return all_rules(rules_file, inline)
+            config, inline = self._config, self._inline
+        return all_rules(config.rules_file, inline, strict=config.strict_rules_permissions)
 
     @property
     def serving_devices(self) -> bool:
@@ -71,6 +82,7 @@ class Runtime:
         return self._discovery is not None or self._stopped
 
     def discovery(self) -> Discovery:
+        from discovery.idstore import IdStore, state_dir_from
         from discovery.sources.default import default_source
         from discovery.watcher import Discovery
 
@@ -80,16 +92,19 @@ class Runtime:
                     raise RuntimeError("plugin is shutting down")
                 config = self._config
                 discovery = Discovery(
-                    default_source(),
+                    (self._source_factory or default_source)(),
                     self._load_rules,
                     rules_file=config.rules_file,
                     debounce=config.debounce,
                     unplugged_grace=config.unplugged_grace,
+                    id_store=IdStore(state_dir_from(config.state_dir, os.environ)),
                 )
                 # Enumerating under the lock keeps a second caller from starting a second monitor;
                 # only a started discovery is kept, so a failed start is tried again next time.
                 discovery.start()
                 self._discovery = discovery
+                if config.rules_file and not config.strict_rules_permissions:
+                    _warn_unchecked(config.rules_file)
                 log.info(
                     "discovery started",
                     extra={
@@ -154,3 +169,15 @@ class Runtime:
             discovery, self._discovery = self._discovery, None
         if discovery is not None:
             discovery.stop()
+
+
+def _warn_unchecked(rules_file: str) -> None:
+    """Said at every start while the operator has the ownership and mode check of the rules file off."""
+    from discovery.rules.trust import ROOT_UID, SWITCH, untrusted_reasons
+
+    reasons = untrusted_reasons(rules_file) if os.geteuid() == ROOT_UID else []
+    log.warning(
+        f"{SWITCH}: the rules file is used even if users other than root can change it, "
+        "and its health commands run as root",
+        extra={"rules_file": rules_file, "problems": "; ".join(reasons) or "none now"},
+    )

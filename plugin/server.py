@@ -105,7 +105,16 @@ class _StopRequest:
             return
 
     def wait(self) -> str:
-        return _REASON_FOR_CODE[os.read(self._read_fd, 1)]
+        while True:
+            code = os.read(self._read_fd, 1)
+            if code in _REASON_FOR_CODE:
+                return _REASON_FOR_CODE[code]
+            # A signal number written by the wakeup fd (see wake_on_signals): the signal may have
+            # gone to another thread, so this read is what lets its Python handler run here.
+
+    def wake_on_signals(self) -> None:
+        """Any signal wakes wait(), whichever thread the kernel delivered it to (main thread only)."""
+        signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
 
     def close(self) -> None:
         os.close(self._read_fd)
@@ -345,6 +354,7 @@ def serve(
     if _in_main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.request(REASON_SIGTERM))
+        stop.wake_on_signals()
     try:
         sockets = make_socket_dir(env)
         try:
@@ -358,6 +368,7 @@ def serve(
         if _in_main_thread():
             # Before closing the pipe, so a late SIGTERM cannot write to a closed fd.
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.set_wakeup_fd(-1)
         stop.close()
         stray.flush()
         sys.stdout = saved_stdout

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from discovery.rules.errors import RulesError
+from discovery.sources.base import SourceError
 from plugin import __version__
 from plugin.config import CONFIG_SPEC, ConfigError, decode_config
 from plugin.schema import spec_to_proto
@@ -37,6 +38,12 @@ PLUGIN_NAME = "nomad-device-usb"
 RETRY_START_S = 5.0
 MIN_STATS_INTERVAL_S = 0.1
 DEVICE_API_VERSION = "v0.1.0"
+MAX_STATUS_CHARS = 2000  # of an error message sent back; gRPC drops a reply whose message passes 16 KiB
+MAX_LOGGED_IDS_CHARS = 1000  # of the requested IDs in one log line
+
+# What starting discovery may meet on a real machine: no udev or usbfs (SourceError, OSError), a rules
+# file that went bad since SetConfig (RulesError). Logged without a traceback: they are not bugs.
+EXPECTED_START_ERRORS = (SourceError, OSError, RulesError)
 
 
 def _status_for(exc: ReservationError) -> grpc.StatusCode:
@@ -83,7 +90,7 @@ class BasePluginServicer(base_pb2_grpc.BasePluginServicer):
             )
         except (ConfigError, RulesError) as exc:
             log.error("plugin config rejected", extra={"error": str(exc)})
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, status_message(str(exc)))
         return base_pb2.SetConfigResponse()
 
 
@@ -141,7 +148,10 @@ class DevicePluginServicer(device_pb2_grpc.DevicePluginServicer):
     def _discovery_or_none(self) -> Discovery | None:
         try:
             return self._runtime.discovery()
-        except Exception:  # logged with its traceback; the caller keeps its stream alive
+        except EXPECTED_START_ERRORS as exc:  # the machine or the rules file said no: say what, not where in the code
+            log.error("device discovery could not start; retrying", extra={"error": str(exc)})
+            return None
+        except Exception:  # a bug: logged with its traceback; the caller keeps its stream alive
             log.exception("device discovery could not start; retrying")
             return None
 
@@ -153,12 +163,16 @@ class DevicePluginServicer(device_pb2_grpc.DevicePluginServicer):
             plan = plan_reservation(ids, self._runtime.snapshot_for_reservation(ids))
         except ReservationError as exc:
             code = _status_for(exc)
-            log.warning("reservation refused", extra={"device_ids": ",".join(ids), "error": str(exc)})
-            context.abort(code, str(exc))
-        except Exception as exc:  # discovery down: say so instead of an opaque UNKNOWN
-            log.exception("reservation failed", extra={"device_ids": ",".join(ids)})
+            shown = _shown_ids(ids)
+            log.warning("reservation refused", extra={"device_ids": shown, "error": str(exc)})
+            context.abort(code, status_message(str(exc)))
+        except EXPECTED_START_ERRORS as exc:  # discovery cannot start here and now: say so, no traceback
+            log.error("reservation failed: device discovery is not available", extra={"error": str(exc)})
             context.abort(grpc.StatusCode.UNAVAILABLE, f"device discovery is not available: {exc}")
-        log.info("devices reserved", extra={"device_ids": ",".join(ids), "nodes": len(plan.devices)})
+        except Exception as exc:  # a bug: say so instead of an opaque UNKNOWN
+            log.exception("reservation failed", extra={"device_ids": _shown_ids(ids)})
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"device discovery is not available: {exc}")
+        log.info("devices reserved", extra={"device_ids": _shown_ids(ids), "nodes": len(plan.devices)})
         res = device_pb2.ContainerReservation(
             envs=plan.envs,
             mounts=[
@@ -192,6 +206,20 @@ class DevicePluginServicer(device_pb2_grpc.DevicePluginServicer):
             if message is not None:
                 yield message
             cancelled.wait(interval)
+
+
+def status_message(text: str) -> str:
+    """An error message fit for a gRPC status: gRPC drops a reply whose message passes 16 KiB, so a longer one
+    is cut (the log line keeps it whole)."""
+    if len(text) <= MAX_STATUS_CHARS:
+        return text
+    return f"{text[:MAX_STATUS_CHARS]}... ({len(text) - MAX_STATUS_CHARS} more characters in the plugin's log)"
+
+
+def _shown_ids(ids: list[str]) -> str:
+    """The requested IDs for a log line: all of a normal request, the start of a hostile one."""
+    text = ",".join(ids)
+    return text if len(text) <= MAX_LOGGED_IDS_CHARS else f"{text[:MAX_LOGGED_IDS_CHARS]}... ({len(ids)} IDs)"
 
 
 def register(server: grpc.Server, runtime: Runtime) -> None:

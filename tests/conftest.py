@@ -25,6 +25,7 @@ from typing import Iterator
 import pytest
 
 from discovery.fake.testbed import PRELOAD_SONAME, Testbed, preload_library, preload_loaded
+from discovery.idstore import STATE_DIR_ENV
 from discovery.sources.udev import UdevSource
 
 _REEXEC_MARK = "NOMAD_USB_REEXECED"
@@ -87,6 +88,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             problems.append(f"{item.nodeid}: uses a fake udev world, so it belongs in tests/udev/ or above")
     if problems:
         raise pytest.UsageError("tests in the wrong tier:\n  " + "\n  ".join(problems))
+
+
+@pytest.fixture(autouse=True)
+def own_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test (and every plugin it starts) keeps the IDs it gives in a directory of its own.
+
+    Without this, plugins started by tests would share /var/lib/nomad-device-usb with each other,
+    with other runs on the machine and with a real plugin, and remember each other's IDs.
+    """
+    directory = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv(STATE_DIR_ENV, str(directory))
+    return directory
 
 
 @pytest.fixture

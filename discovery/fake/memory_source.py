@@ -57,8 +57,7 @@ class MemorySource:
             return self._devices.get(sys_path)
 
     def devices_at(self, sys_paths: Sequence[str]) -> list[UsbDevice | None]:
-        with self._cond:
-            return [self._devices.get(path) for path in sys_paths]
+        return [self.device_at(path) for path in sys_paths]  # one by one: a subclass may fail any of them
 
     def fileno(self) -> int:
         if self._read_fd is None:

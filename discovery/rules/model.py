@@ -138,7 +138,8 @@ class StatsSpec:
 class Rule:
     """One validated rule: which devices it takes (``conditions``) and what it makes of them.
 
-    ``index`` is the 0-based position in its source (as in the field path ``rules[index]``);
+    ``index`` is the 0-based position in its source (as in the field path ``rules[index]``, which
+    names the rule in every message); ``label`` is its name, or that field path when it has none;
     ``line``/``column`` are None for rules from plain data. ``children`` None means "every child
     with a device node"; otherwise only children in those subsystems are handed over.
     """
@@ -164,17 +165,25 @@ class Rule:
 
     @property
     def where(self) -> str:
-        """``rules.yaml:12`` or, for plain data, the source and field path."""
+        """``rules.yaml:12``, or for plain data (no lines) just the source: ``plugin config``."""
         if self.line is None:
-            return f"{self.source} {self.field}"
+            return self.source
         return f"{self.source}:{self.line}"
 
+    @property
+    def ref(self) -> str:
+        """``rules[1] "pixel phones"``, or ``rules[1]`` for a rule without a name.
+
+        Rules are numbered one way everywhere, messages and field paths alike: by their field path,
+        counting from 0 as YAML tools do (``yq '.rules[1]'`` shows this rule).
+        """
+        if self.label == self.field:
+            return self.field
+        return f"{self.field} {quote(self.label)}"
+
     def describe(self) -> str:
-        """``rule #2 "pixel phones" (rules.yaml:12)`` for messages."""
-        default = f"rule #{self.index + 1}"
-        if self.label == default:
-            return f"{default} ({self.where})"
-        return f"rule #{self.index + 1} {quote(self.label)} ({self.where})"
+        """``rules[1] "pixel phones" (rules.yaml:12)`` for messages."""
+        return f"{self.ref} ({self.where})"
 
     def templates(self) -> Iterator[tuple[str, Template]]:
         """Every template of the rule with its field path relative to the rule."""

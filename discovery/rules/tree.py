@@ -2,8 +2,12 @@
 
 YAML is composed (``yaml.compose``), never loaded: nodes keep their line, column and raw scalar text,
 so ``vendor_id: 2341`` can be read as the hex id 0x2341 instead of the integer 2341, and no YAML tag
-ever constructs an object. Plain data (inline rules from the Nomad plugin config) gets the same
-interface without positions; there ``None`` means "absent", as cty sends unset attributes.
+ever constructs an object. A tag written in the document (``!!python/...``, ``!!str``, ``!custom``),
+on a scalar, a list or a mapping, is refused outright, each with its line and column: rules are plain
+YAML, and a tag the validator would quietly ignore on a list or mapping must not look accepted.
+
+Plain data (inline rules from the Nomad plugin config) gets the same interface without positions;
+there ``None`` means "absent", as cty sends unset attributes.
 
 The schema validator walks this tree only where the schema expects something, so YAML aliases that
 repeat a node many times cost no more than the schema's depth.
@@ -33,6 +37,7 @@ _KIND_OF_TAG = {
     _TAG + "timestamp": "str",  # "2024-01-01" is text to us, not a date
 }
 _MERGE_TAG = _TAG + "merge"
+_SHORT_TAG = "!!"  # how a document writes the tag:yaml.org,2002: prefix
 # Only used for the scalar converters (int, float, bool), which never construct objects.
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 
@@ -250,8 +255,41 @@ def _join(field: str, key: str) -> str:
     return f"{field}.{key}" if field else key
 
 
+class _TagRecordingLoader(yaml.SafeLoader):
+    """PyYAML's safe composer, noting every tag written in the document (composed nodes cannot tell
+    ``!!str x`` from ``x``, so the parser's events are read as they pass)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.written_tags: list[tuple[str, Any]] = []  # (tag, start mark)
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        event = self.peek_event()
+        tag = getattr(event, "tag", None)  # an alias event has none
+        if tag is not None:
+            self.written_tags.append((tag, event.start_mark))
+        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+
+
+def _compose(text: str) -> tuple[Node | None, list[tuple[str, Any]]]:
+    loader = _TagRecordingLoader(text)
+    try:
+        return loader.get_single_node(), loader.written_tags
+    finally:
+        loader.dispose()
+
+
+def _tag_issue(issues: Issues, tag: str, mark: Any) -> None:
+    shown = _SHORT_TAG + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
+    _add_at(issues, mark, f"YAML tag {quote(shown)} is not accepted: rules are plain YAML (remove the tag)")
+
+
 def compose_yaml(text: str, issues: Issues) -> Src | None:
-    """The document in ``text`` as a tree; None (with the problem in ``issues``) if there is none."""
+    """The document in ``text`` as a tree; None (with the problem in ``issues``) if there is none.
+
+    A document with tags is refused before its rules are read: every tag is reported (line and
+    column), and nothing else, as with a syntax error.
+    """
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_BYTES:
         issues.add(None, "", f"file is {size} bytes; the limit is {MAX_BYTES} (1 MiB)")
@@ -259,12 +297,14 @@ def compose_yaml(text: str, issues: Issues) -> Src | None:
     if text.startswith("\ufeff"):
         text = text[1:]
     try:
-        node = _compose_fast(text)
+        # A tag is written with a "!": without one in the text, libyaml's composer cannot miss a tag.
+        node = _compose_fast(text) if "!" not in text else _NOT_COMPOSED
     except Exception:  # noqa: BLE001 - the pure-Python composer below says what is wrong, in its own words
         node = _NOT_COMPOSED
+    tags: list[tuple[str, Any]] = []
     try:
         if node is _NOT_COMPOSED:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            node, tags = _compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         # PyYAML's context ("while scanning a quoted scalar") reads first, then the problem.
@@ -283,6 +323,10 @@ def compose_yaml(text: str, issues: Issues) -> Src | None:
     except RecursionError:
         # The pure-Python composer recurses once per nesting level; no rules file nests this deep.
         issues.add(None, "", "not valid rules: YAML nested too deeply")
+        return None
+    if tags:
+        for tag, mark in tags:
+            _tag_issue(issues, tag, mark)
         return None
     if node is None:
         issues.add(None, "", "empty file: expected a top-level 'rules:' list (write 'rules: []' for none)")

@@ -76,12 +76,13 @@ def warnings_for(
     ``device_ids`` maps a device's sys_path to its stable id, for ``{id}`` and for messages.
     """
     found = static_warnings(rules)
+    by_id = {id(rule): rule for rule in rules}
     statically_dead = {id(rules[position]) for position in shadowed_rules(rules)}
     ids = device_ids or {}
     devices = list(devices)
     matched_any: dict[int, int] = {}  # rule -> devices whose conditions it accepts
     won: dict[int, int] = {}
-    taken_by: dict[int, Rule] = {}
+    taken_by: dict[int, dict[int, list[str]]] = {}  # rule -> earlier winning rule -> labels of the devices it took
     notes: dict[tuple[int, str], list[str]] = {}
     groups: dict[GroupKey, list[tuple[str, Match]]] = {}
     for device in devices:
@@ -99,7 +100,7 @@ def warnings_for(
                 winner = rule
                 won[id(rule)] = won.get(id(rule), 0) + 1
             else:
-                taken_by.setdefault(id(rule), winner)
+                taken_by.setdefault(id(rule), {}).setdefault(id(winner), []).append(label)
         if winner is None or winner.ignore:
             continue
         match = first_match(rules, device, device_id)
@@ -114,16 +115,30 @@ def warnings_for(
         if id(rule) not in matched_any:
             found.append(_issue(rule, "", f"matches none of the {len(devices)} attached devices"))
         elif id(rule) not in won:
-            count = matched_any[id(rule)]
-            found.append(_issue(rule, "", f"matches {count} attached device{'s' if count != 1 else ''}, "
-                                f"but {taken_by[id(rule)].describe()} takes each of them first"))  # fmt: skip
-    by_id = {id(rule): rule for rule in rules}
+            found.append(_issue(rule, "", _taken_first(matched_any[id(rule)], taken_by[id(rule)], by_id)))
     for (rule_id, note), labels in notes.items():
         suffix = f" (and {len(labels) - 1} more)" if len(labels) > 1 else ""
         found.append(_issue(by_id[rule_id], "", f"on {labels[0]}{suffix}: {note}"))
     for key, members in groups.items():
         found.extend(_group_disagreements(key, members))
     return found
+
+
+def _taken_first(count: int, winners: Mapping[int, list[str]], by_id: Mapping[int, Rule]) -> str:
+    """Why a rule that matches attached devices wins none: each earlier rule that takes them, named."""
+    matches = f"matches {count} attached device{'s' if count != 1 else ''}"
+    if len(winners) == 1:
+        (winner,) = winners
+        return f"{matches}, but {by_id[winner].describe()} takes each of them first"
+    # Different earlier rules take different devices: name every one (in the order devices were
+    # listed), with the devices it takes.
+    parts = [f"{by_id[winner].describe()} takes {_devices(labels)}" for winner, labels in winners.items()]
+    return f"{matches}, but earlier rules take each of them first: " + "; ".join(parts)
+
+
+def _devices(labels: list[str]) -> str:
+    shown = ", ".join(labels[:3])
+    return shown + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
 
 
 _UNMATCHABLE = (

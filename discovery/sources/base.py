@@ -1,4 +1,9 @@
-"""What every device source offers the event loop and the CLI: the DeviceSource interface and SourceError."""
+"""What every device source offers the event loop and the CLI: the DeviceSource interface and SourceError.
+
+``drain()`` may raise :class:`EventsLostError` (events were lost: list everything again) and any
+source call may raise another :class:`SourceError` or ``OSError`` when the machine says no; those
+are expected conditions for the event loop, not bugs.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,14 @@ class SourceError(Exception):
 
     The one base of every source's errors, so callers (the CLI's inventory, Reserve) handle a source
     failure without knowing which library (pyudev, pyusb) is behind it.
+    """
+
+
+class EventsLostError(SourceError):
+    """The source's event queue overflowed and some events were lost (udev: ENOBUFS on the monitor).
+
+    Not a failure of the source: it still works, but which devices changed is unknown, so the caller
+    lists every device again.
     """
 
 

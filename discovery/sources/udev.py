@@ -19,17 +19,19 @@ re-reads the parent when they come.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 import select
+import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import pyudev
 
 from discovery.model import Child, Interface, UsbDevice, frozen_mapping
-from discovery.sources.base import SourceError
+from discovery.sources.base import EventsLostError, SourceError
 from discovery.sources.descriptors import ConfigDescriptor, parse_descriptors, sysfs_text
 from discovery.sources.udevdb import UnreadableDeviceError, device_properties, link_name, read_bytes, sys_name_of
 
@@ -67,8 +69,18 @@ NET_INDEX = "/sys/class/net"
 BATCH_MIN = 4  # devices_at(): fewer paths than this are always walked one by one
 
 
+# The monitor socket's receive buffer: the kernel's default (about 200 KiB) holds a few hundred
+# events, and a hub of phones re-enumerating sends more. udevadm monitor asks for 128 MiB; this is
+# plenty for a device plugin, and it is only memory the kernel uses while events wait.
+RECEIVE_BUFFER_BYTES = 16 * 1024 * 1024
+
+
 class UdevReadError(SourceError):
     """A device could not be read (usually: it went away while we read it)."""
+
+
+class MonitorError(SourceError):
+    """The udev monitor's socket reported an error other than an overflow."""
 
 
 @dataclass(frozen=True)
@@ -401,6 +413,23 @@ def _child(path: str, top: str, drivers: dict[str, str | None], iface_paths: lis
     )
 
 
+def _raise_socket_error(fd: int) -> None:
+    """Read (and so clear) the monitor socket's pending error; raise it as what it means.
+
+    ENOBUFS: the kernel dropped events because the queue was full (EventsLostError). Any other
+    error: MonitorError. Nothing pending: return (the caller decides).
+    """
+    sock = socket.socket(fileno=os.dup(fd))
+    try:
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    finally:
+        sock.close()
+    if code == errno.ENOBUFS:
+        raise EventsLostError("udev monitor overflowed (ENOBUFS): the kernel dropped events")
+    if code:
+        raise MonitorError(f"udev monitor socket error: {os.strerror(code)}")
+
+
 def _nearest_driver(path: str, top: str, drivers: dict[str, str | None]) -> str | None:
     """The child's own driver, else the closest one above it (ttyUSB0 -> ftdi_sio, ttyACM0 -> cdc_acm).
 
@@ -438,6 +467,10 @@ class UdevSource:
         monitor = pyudev.Monitor.from_netlink(self._context, source="udev")
         for subsystem in self._subsystems or ():
             monitor.filter_by(subsystem)
+        try:
+            monitor.set_receive_buffer_size(RECEIVE_BUFFER_BYTES)  # needs CAP_NET_ADMIN (root)
+        except OSError as exc:
+            log.debug("udev monitor keeps the default receive buffer", extra={"error": exc.strerror or str(exc)})
         monitor.start()  # binds now: events sent before this would be lost
         self._monitor = monitor
 
@@ -522,7 +555,12 @@ class UdevSource:
         return self._monitor.fileno()
 
     def drain(self) -> list[UdevEvent]:
-        """Every event pending now, without blocking (empty list if none)."""
+        """Every event pending now, without blocking (empty list if none).
+
+        Raises :class:`EventsLostError` when the kernel dropped events because the monitor's queue
+        was full (ENOBUFS): the caller must list every device again. The error is cleared first, so
+        the next call reads the events that came after it.
+        """
         monitor = self._monitor
         if monitor is None:
             raise RuntimeError("UdevSource.start() first")
@@ -534,7 +572,17 @@ class UdevSource:
         poller.register(monitor.fileno(), select.POLLIN)
         # poll(0) returns None both for "nothing" and for a message libudev dropped (filter,
         # bad sender), so keep reading while the socket still has data.
-        while any(revents & select.POLLIN for _, revents in poller.poll(0)):
+        while True:
+            revents = 0
+            for _, flags in poller.poll(0):
+                revents |= flags
+            if revents & select.POLLERR:
+                # An overflow is a pending socket error: poll says POLLERR (pyudev then raises a bare
+                # OSError on every poll, for ever) until the error is read and so cleared.
+                _raise_socket_error(monitor.fileno())
+                raise MonitorError("udev monitor socket reports an error, but none is pending")
+            if not revents & select.POLLIN:
+                return
             try:
                 device = monitor.poll(timeout=0)
                 if device is None:
@@ -544,6 +592,9 @@ class UdevSource:
             except ValueError:  # non-UTF-8 in the event: drop it (the device is re-read on its next event)
                 log.warning("dropped a udev event with undecodable data")
                 continue
+            except OSError:  # the overflow came between our poll and libudev's read
+                _raise_socket_error(monitor.fileno())
+                raise
             yield UdevEvent(
                 action=device.action or "",
                 sys_path=sys_path,

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 from discovery.rules.errors import RulesError
-from plugin.cli.errors import EXIT_CODES_HELP as EXIT_CODES_HELP  # re-exported: subcommands import them from here
+from plugin.cli.errors import EXIT_BROKEN_PIPE as EXIT_BROKEN_PIPE  # re-exported: subcommands import them from here
+from plugin.cli.errors import EXIT_CODES_HELP as EXIT_CODES_HELP
 from plugin.cli.errors import EXIT_ENVIRONMENT as EXIT_ENVIRONMENT
 from plugin.cli.errors import EXIT_FAILED as EXIT_FAILED
 from plugin.cli.errors import EXIT_OK as EXIT_OK
@@ -93,8 +94,11 @@ class Context:
 
     def resolve(self, inventory: Inventory, query: str) -> Entry:
         """The one attached device ``query`` names; CliError listing candidates when it names none or several."""
-        from discovery.inventory import find_devices
+        from discovery.inventory import find_devices, malformed_vid_pid
 
+        if malformed_vid_pid(query):
+            raise CliError(f"{query!r} is not a VID:PID: write two hex numbers of up to 4 digits each, "
+                           "as lsusb prints them (e.g. 0403:6001)")
         found = find_devices(inventory, query)
         if len(found) == 1:
             return found[0]

@@ -13,6 +13,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # validation failed, rules rejected, device not found or ambiguous
 EXIT_USAGE = 2  # bad command line (argparse)
 EXIT_ENVIRONMENT = 3  # USB cannot be seen here: no udev and no usbfs access
+EXIT_BROKEN_PIPE = 128 + 13  # the reader of stdout left early: what a shell reports for a tool killed by SIGPIPE
 
 EXIT_CODES_HELP = f"""\
 exit codes:
@@ -21,7 +22,9 @@ exit codes:
      matches no attached device (or several)
   {EXIT_USAGE}  usage error: unknown subcommand or option, missing argument
   {EXIT_ENVIRONMENT}  environment problem: USB devices cannot be listed here (no udev and no usable
-     libusb), or watch without udev"""
+     libusb), or watch without udev
+  {EXIT_BROKEN_PIPE}  the reader of the output left early (| head): nothing more is written, as with
+     any tool a broken pipe stops"""
 
 
 class CliError(Exception):

@@ -17,7 +17,16 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-from plugin.cli.errors import EXIT_CODES_HELP, EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_USAGE, PROG, RULES_ENV, CliError
+from plugin.cli.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_CODES_HELP,
+    EXIT_ENVIRONMENT,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    PROG,
+    RULES_ENV,
+    CliError,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, a few ms of every --help (mypy knows the name)
 if TYPE_CHECKING:
@@ -104,8 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, description=DESCRIPTION, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
-                        help="colour the output: auto (default: on a terminal, unless NO_COLOR is set), always, never")
+    color_option(parser, "auto")
     subs = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def sub(name: str, help_text: str, run: Callable[[Context, argparse.Namespace], int]) -> argparse.ArgumentParser:
@@ -115,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.set_defaults(run=run)
+        # Also after the command (`list --color never`); SUPPRESS leaves the one given before it alone.
+        color_option(p, argparse.SUPPRESS)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         return p
 
     def rules_option(p: argparse.ArgumentParser) -> None:
@@ -155,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     subs.add_parser("demo", help="run the demo in a fake USB world (options after 'demo' are the demo's)",
                     add_help=False)
     return parser
+
+
+def color_option(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--color", choices=("auto", "always", "never"), default=default,
+                        help="colour the output: auto (default: on a terminal, unless NO_COLOR is set), always, never")
 
 
 def _demo_argv(argv: Sequence[str]) -> tuple[list[str], list[str]] | None:
@@ -231,15 +247,20 @@ def main(
     )
     with _CliLogging(err, args.debug):
         try:
-            return int(args.run(ctx, args))
+            code = int(args.run(ctx, args))
+            # Into a pipe stdout is buffered: a reader that left early (`list | head -1`) shows up
+            # only here, and must be caught here rather than at interpreter exit (exit 120).
+            out.flush()
+            return code
         except CliError as exc:
             _flush(out)
             err.write(f"{PROG}: error: {exc}\n")
             return exc.code
         except BrokenPipeError:
-            # the reader went away (list | head): not an error; keep Python from complaining at exit
+            # The reader went away (list | head): say nothing, and end as a Unix tool killed by
+            # SIGPIPE does (status 141), so `set -o pipefail` scripts see what they see for cat.
             _silence_stdout()
-            return 0
+            return EXIT_BROKEN_PIPE
         except Exception as exc:  # the top of the CLI: one line, unless asked for the traceback
             if args.debug:
                 raise

@@ -3,25 +3,31 @@
 Errors come from ``load_rules`` (the loader the plugin uses), warnings from ``RuleSet.warnings_for``
 on the same inventory ``list`` shows. A file that cannot be read as rules at all (missing, a
 directory, binary, too large) is one line on stderr; a file with rule errors lists them on stdout,
-one per line, like a compiler. Exit 1 on any error (and on warnings with ``--strict``).
+one per line, like a compiler. Exit 1 on any error (and on warnings with ``--strict``). Run as root,
+a file that users other than root could change is an error, as the plugin (also root) refuses it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from discovery.rules.errors import RuleIssue, RulesError
 from discovery.rules.loader import load_rules
 from discovery.rules.ruleset import RuleSet
+from discovery.rules.trust import ROOT_UID, refuse, untrusted_reasons
 from plugin.cli.context import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, CliError, Context
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     path: str = args.file
+    refused = _trust_issues(ctx, path)
     try:
         rules = load_rules(path)
     except RulesError as exc:
-        return _rejected(ctx, args, path, list(exc.issues))
+        return _rejected(ctx, args, path, refused + list(exc.issues))
+    if refused:
+        return _rejected(ctx, args, path, refused)
     warnings: list[RuleIssue]
     checked: int | None = None
     skipped = ""
@@ -57,6 +63,22 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         ctx.print(_issue_line(issue, "warning", ctx))
     ctx.print(_summary(path, rules, warnings, checked, args.strict, ctx))
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _trust_issues(ctx: Context, path: str) -> list[RuleIssue]:
+    """As root, what makes the plugin (running as root too) refuse the file: its owner or modes.
+
+    Run as another user, the same findings are a note on stderr: the file may be fine where the
+    plugin runs (a checkout, CI), but the plugin would refuse it as it stands here.
+    """
+    reasons = untrusted_reasons(path)
+    if not reasons:
+        return []
+    if os.geteuid() == ROOT_UID:
+        return list(refuse(path, reasons).issues)
+    for reason in reasons:
+        ctx.note(f"note: a plugin running as root would refuse this file: {reason}")
+    return []
 
 
 def _rejected(ctx: Context, args: argparse.Namespace, path: str, issues: list[RuleIssue]) -> int:

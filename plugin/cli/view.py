@@ -39,7 +39,7 @@ class Result:
         return "ignored" if self.status == IGNORED else "no rule"
 
     def summary(self, health: bool = True) -> str:
-        """One phrase with the rule: ``ftdi/serial/ft232r by #6 "ftdi ft232r"``, ``no rule``; health if asked."""
+        """One phrase with the rule: ``ftdi/serial/ft232r by rules[5] "ftdi ft232r"``, ``no rule``; health if asked."""
         if self.rule is None:
             return self.text
         if not health or self.healthy in (None, True):
@@ -63,18 +63,16 @@ def result_from_state(state: DeviceState) -> Result:
 
 
 def rule_ref(rule: Rule) -> str:
-    """``#6 "ftdi ft232r"``, or ``#6`` for a rule without a name."""
-    number = f"#{rule.index + 1}"
-    if rule.label == f"rule {number}":
-        return number
-    return f'{number} "{rule.label}"'
+    """``rules[5] "ftdi ft232r"``, or ``rules[5]`` for a rule without a name."""
+    return rule.ref
 
 
 def rule_json(rule: Rule | None) -> dict[str, object] | None:
     if rule is None:
         return None
-    return {"number": rule.index + 1, "name": rule.label, "source": rule.source, "line": rule.line,
-            "column": rule.column, "ignore": rule.ignore}
+    # "number" (1-based) predates "field" and stays for scripts that read it; text output uses "field".
+    return {"number": rule.index + 1, "field": rule.field, "name": rule.label, "source": rule.source,
+            "line": rule.line, "column": rule.column, "ignore": rule.ignore}
 
 
 def result_json(result: Result) -> dict[str, object]:

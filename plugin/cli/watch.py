@@ -31,6 +31,7 @@ from discovery.model import UsbDevice
 from discovery.rules.loader import load_rules
 from discovery.rules.ruleset import RuleSet
 from discovery.snapshot import Snapshot
+from discovery.sources.base import EventsLostError
 from discovery.table import DeviceTable
 from discovery.sources.udev import UdevEvent, UdevSource, udev_available, usb_device_path_of
 from plugin.cli.context import EXIT_ENVIRONMENT, EXIT_OK, CliError, Context, rules_error_line
@@ -118,7 +119,14 @@ class _Watcher:
             # below (umockdev's preload in tests, say) retried the interrupted call itself.
             readable, _, _ = select.select(fds, [], [], FALLBACK_POLL_S)
             if self.source.fileno() in readable:
-                for event in self.source.drain():
+                try:
+                    events = self.source.drain()
+                except EventsLostError:
+                    # a storm overflowed the monitor: which events are missing is unknown, so read everything
+                    self.ctx.note("udev events were lost (the monitor overflowed); every device is read again")
+                    self.table.replace_all(self.source.enumerate(), self.clock())
+                    continue
+                for event in events:
                     self._on_event(event)
             if self.files is not None and (file_fd is None or file_fd in readable) and self.files.changed():
                 self._reload()

@@ -265,6 +265,7 @@ plugin "raw_exec" {{
 plugin {_hcl_string(PLUGIN_NAME)} {{
   config {{
     rules_file = {_hcl_string(str(rules_file))}
+    state_dir  = {_hcl_string(str(directory / "plugin-state"))}  # each client its own, not the machine's
     log_level  = "debug"  # "fingerprint sent" entries time the plugin's part
   }}
 }}

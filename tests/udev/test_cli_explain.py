@@ -115,3 +115,13 @@ def test_explain_shows_the_rules_stats_command(world: Testbed, tmp_path) -> None
     details = json.loads(run_cli("explain", FTDI, "--rules", str(rules), "--json").out)["details"]
     assert details["stats"] == {"command": ["/usr/local/bin/board-status", "A50285BI"], "interval": 5.0,
                                 "timeout": 2.0, "summary": "vbus"}
+
+
+@pytest.mark.parametrize("command", ["explain", "suggest"])
+@pytest.mark.parametrize("query", ["zz:1", "0403:60011", "0xg403:6001", "12345:1"])
+def test_malformed_vid_pid_gets_its_own_error(world: Testbed, command: str, query: str) -> None:
+    """A DEVICE written like VID:PID but not hex (or too long) says so, instead of "no device matches"."""
+    run = run_cli(command, query)
+    assert (run.code, run.out) == (1, "")
+    assert run.err == (f"nomad-device-usb: error: {query!r} is not a VID:PID: write two hex numbers of up to 4 "
+                       "digits each, as lsusb prints them (e.g. 0403:6001)\n")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from cli_support import ROOT, RULES, golden, run_cli, world  # noqa: F401  (world is a fixture)
 
 from discovery.inventory import take_inventory
@@ -98,3 +100,20 @@ def test_color_always_paints_the_table(world: Testbed) -> None:
     """--color=always puts escape codes in the table (bold headers, dim/yellow results)."""
     out = run_cli("--color=always", "list", "--rules", RULES).out
     assert "\x1b[1mID\x1b[0m" in out and "\x1b[2mignored\x1b[0m" in out and "\x1b[33mno rule\x1b[0m" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "painted"),
+    [
+        (["list", "--color", "always"], True),
+        (["list", "--color=always", "--rules", RULES], True),
+        (["--color=always", "list", "--color", "never"], False),
+        (["--color=never", "list"], False),
+    ],
+    ids=["after", "after-with-equals", "after-wins", "before"],
+)
+def test_color_option_works_after_the_command_too(world: Testbed, args: list[str], painted: bool) -> None:
+    """`list --color never` is accepted like `--color never list`; given twice, the later one counts."""
+    run = run_cli(*args)
+    assert run.code == 0, run.err
+    assert ("\x1b[" in run.out) is painted

@@ -44,7 +44,8 @@ def test_suggest_standalone_is_a_whole_file_validate_accepts(world: Testbed, tmp
 def test_suggest_says_which_rule_takes_the_device_now(world: Testbed) -> None:
     """With --rules, a comment names the rule that takes the device today and where to put the new one."""
     out = run_cli("suggest", "0403:6001", "--rules", RULES).out
-    assert '# Now ftdi/serial/ft232r by #3 "ftdi" in tests/golden/rules.yaml: put this rule before #3 "ftdi"' in out
+    assert ('# Now ftdi/serial/ft232r by rules[2] "ftdi" in tests/golden/rules.yaml: put this rule before '
+            'rules[2] "ftdi"') in out
 
 
 def test_suggest_serial_adapter(world: Testbed) -> None:

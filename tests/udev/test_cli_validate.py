@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+from pytest_mock import MockerFixture
 from cli_support import RULES, NoUsbSource, golden, run_cli, world  # noqa: F401  (world is a fixture)
 
 from discovery.fake.testbed import Testbed
@@ -114,3 +116,41 @@ def test_validate_without_usb_access_still_checks_the_file(world: Testbed) -> No
     assert run.code == 0
     assert "checking the file without devices" in run.err
     assert run.out.splitlines()[-1].endswith("(not checked against devices)")
+
+
+def test_validate_refuses_a_yaml_tag_on_the_rules_list(world: Testbed, tmp_path: Path) -> None:
+    """`rules: !!python/object/apply:os.system []` is an error at its line and column, not "valid, 0 rules"."""
+    path = tmp_path / "tagged.yaml"
+    path.write_text("rules: !!python/object/apply:os.system []\n")
+    run = run_cli("validate", str(path))
+    assert run.code == 1
+    assert run.out.splitlines() == [
+        f'{path}:1:8: error: YAML tag "!!python/object/apply:os.system" is not accepted: rules are plain YAML '
+        "(remove the tag)",
+        f"{path}: invalid, 1 error",
+    ]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the check applies to a plugin running as root")
+def test_validate_as_root_refuses_a_file_others_can_write(world: Testbed, tmp_path: Path) -> None:
+    """Run as root, validate refuses a mode-0666 rules file as the plugin would: one line saying why, exit 1."""
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules: []\n")
+    path.chmod(0o666)
+    run = run_cli("validate", str(path))
+    assert (run.code, run.out) == (1, "")
+    assert run.err.startswith(f"nomad-device-usb: error: {path}: refused: the plugin runs as root")
+    assert f"fix: chmod go-w {path}" in run.err and run.err.count("\n") == 1
+
+
+def test_validate_as_another_user_notes_what_a_root_plugin_would_refuse(
+    world: Testbed, tmp_path: Path, mocker: MockerFixture
+) -> None:
+    """Run as a user, the same finding is a note on stderr and the file still validates (exit 0)."""
+    mocker.patch("plugin.cli.validate.os.geteuid", return_value=1000)
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules: []\n")
+    path.chmod(0o666)
+    run = run_cli("validate", "--no-devices", str(path))
+    assert run.code == 0 and run.out.endswith("valid, 0 rules (not checked against devices)\n")
+    assert "note: a plugin running as root would refuse this file: the rules file" in run.err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from discovery.fake import usb_devices
+from discovery.fake.overflow import overflowed_in_place_of
 from discovery.rules.loader import load_rules
 from discovery.rules.ruleset import RuleSet
 from discovery.snapshot import Snapshot
@@ -324,3 +326,27 @@ def test_discovery_follows_edits_through_a_symlinked_rules_file(testbed: Testbed
         wait_until(d, lambda s: [g.name for g in s.groups] == ["via-link"])
     finally:
         d.stop()
+
+
+def test_discovery_overflow_is_one_warning_and_a_rescan_finds_the_lost_device(
+    testbed: Testbed, rules_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real ENOBUFS on the monitor: one warning, no traceback, a rescan that finds the lost device, then events."""
+    source = UdevSource()
+    discovery = Discovery(source, lambda: load_rules(rules_file), rules_file=str(rules_file), debounce=0.05)
+    discovery.start()
+    try:
+        with overflowed_in_place_of(source.fileno()):
+            handle = testbed.plug(usb_devices.make_ftdi())  # its events wait in the monitor's own socket
+            found = wait_until(discovery, lambda s: healthy_ids(s) == {"usb-0403-6001-A50285BI"})
+        assert found.devices["usb-0403-6001-A50285BI"].present
+        warnings = [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records if r.levelno >= logging.WARNING]
+        assert warnings == [
+            ("WARNING", "device events overflowed and some were lost; every device is listed again", None)
+        ]
+        discovery.reload_rules()  # wakes the loop, which waited on the stand-in socket
+        testbed.unplug(handle)
+        gone = wait_until(discovery, lambda s: not s.devices["usb-0403-6001-A50285BI"].present)
+        assert gone.devices["usb-0403-6001-A50285BI"].reason == "unplugged"
+    finally:
+        discovery.stop()

@@ -20,13 +20,13 @@ class BrokenSource(NoUsbSource):
 
 def test_exit_codes_are_documented() -> None:
     """The codes in --help and docs/cli.md are the constants the CLI returns."""
-    assert (cli_context.EXIT_OK, cli_context.EXIT_FAILED, cli_context.EXIT_USAGE, cli_context.EXIT_ENVIRONMENT) == (
-        0, 1, 2, 3)
+    assert (cli_context.EXIT_OK, cli_context.EXIT_FAILED, cli_context.EXIT_USAGE, cli_context.EXIT_ENVIRONMENT,
+            cli_context.EXIT_BROKEN_PIPE) == (0, 1, 2, 3, 141)
     help_text = run_cli("--help").out
     docs = (ROOT / "docs" / "cli.md").read_text()
-    for code in ("0  success", "1  failed", "2  usage error", "3  environment problem"):
+    for code in ("0  success", "1  failed", "2  usage error", "3  environment problem", "141  the reader"):
         assert code in help_text
-    for row in ("| 0 |", "| 1 |", "| 2 |", "| 3 |"):
+    for row in ("| 0 |", "| 1 |", "| 2 |", "| 3 |", "| 141 |"):
         assert row in docs
 
 

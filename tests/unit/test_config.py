@@ -69,6 +69,18 @@ def test_config_defaults_from_nomad_empty_block() -> None:
     assert (config.debounce, config.unplugged_grace, config.log_level) == (0.2, 60.0, "info")
 
 
+@pytest.mark.parametrize(
+    ("value", "strict"),
+    [({}, True), ({"strict_rules_permissions": True}, True), ({"strict_rules_permissions": False}, False),
+     ({"strict_rules_permissions": "false"}, False)],
+    ids=["default", "true", "false", "false-as-text"],
+)
+def test_config_strict_rules_permissions_is_on_unless_switched_off(value: dict[str, Any], strict: bool) -> None:
+    """The ownership and mode check of the rules file is on by default; only an explicit false turns it off."""
+    assert decode_config(encode_config(value)).strict_rules_permissions is strict
+    assert decode_config(nomad_bytes("empty")).strict_rules_permissions is True  # an agent that never heard of it
+
+
 def test_config_empty_bytes_mean_defaults() -> None:
     """No schema config at all (empty bytes) is the same as an empty block."""
     assert decode_config(b"") == decode_config(nomad_bytes("empty"))
@@ -105,6 +117,9 @@ def test_config_inline_rules_as_nomad_sends_them() -> None:
         pytest.param({"rules_file": "/nonexistent/rules.yaml"}, "rules_file", id="missing-file"),
         pytest.param({"surprise": True}, "surprise", id="unknown-key"),
         pytest.param({"rule": "not a list"}, "rule", id="rule-not-list"),
+        pytest.param({"strict_rules_permissions": "no"}, "strict_rules_permissions", id="bad-flag"),
+        pytest.param({"state_dir": "var/lib/x"}, "state_dir", id="relative-state-dir"),
+        pytest.param({"state_dir": "/var/\x00"}, "state_dir", id="nul-in-state-dir"),
     ],
 )
 def test_config_errors_name_the_key(value: dict[str, Any], named: str) -> None:
@@ -144,3 +159,22 @@ def test_config_inline_rule_takes_a_stats_block() -> None:
     assert (match.stats.argv[1], match.stats.interval, match.stats.timeout, match.stats.summary) == (
         pixel_7().serial, 10.0, 5.0, "battery_level"
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        pytest.param({7: "x", "debounce": "1s"}, "7: unknown key", id="number-key"),
+        pytest.param({b"k": 1, True: 2, "z": 3}, "b'k': unknown key", id="mixed-keys"),
+        pytest.param({"rule": [{"attribute": "ram"}]}, "rule[0].attribute: expected attribute blocks",
+                     id="attribute-text"),
+        pytest.param({"rule": [{"attribute": [{"name": "a"}], "attributes": [1]}]},
+                     "rule[0].attributes: expected a block", id="attributes-list"),
+        pytest.param({"rules_file": "r" * 100_000}, "rules_file: expected an absolute path", id="huge-path"),
+    ],
+)
+def test_config_shapes_nomad_never_sends_are_errors_not_crashes(value: dict[Any, Any], named: str) -> None:
+    """Non-text keys and wrong block shapes (the wire fuzzer's finds) are ConfigErrors, quoting huge values in part."""
+    with pytest.raises(ConfigError) as err:
+        decode_config(msgpack.packb(value, use_bin_type=True))
+    assert named in str(err.value) and len(str(err.value)) < 2000

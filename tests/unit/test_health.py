@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 
-from discovery.health import run_check
+from discovery.health import HealthResult, RunningChecks, run_check
 
 
 def test_run_check_ok_and_failure_reason() -> None:
@@ -45,3 +47,19 @@ def test_run_check_judges_exit_not_a_background_child() -> None:
     )
     result = run_check([sys.executable, "-c", script], 3.0)
     assert result.ok, result.detail
+
+
+def test_running_checks_are_killed_when_their_owner_stops() -> None:
+    """kill_all ends a check still running (it reports the kill), and a check starting after it is killed too."""
+    running = RunningChecks()
+    results: list[HealthResult] = []
+    worker = threading.Thread(target=lambda: results.append(run_check(["/bin/sleep", "60"], 30.0, running=running)))
+    worker.start()
+    deadline = time.monotonic() + 10.0
+    while not len(running) and time.monotonic() < deadline:
+        threading.Event().wait(0.01)  # the thread has to start the process first
+    assert running.kill_all() == 1
+    worker.join(10.0)
+    assert not worker.is_alive() and results[0].detail == "health check failed: exit -9"
+    late = run_check(["/bin/sleep", "60"], 30.0, running=running)
+    assert late.detail == "health check failed: exit -9"

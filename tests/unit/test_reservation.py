@@ -136,3 +136,11 @@ def test_plan_reservation_mounts_are_resolved_and_given_once() -> None:
     second = board("usb-b", devnum=6, mounts=(by_id,))
     assert plan(["usb-a", "usb-b"], first, second).mounts == (MountPlan("/dev/serial/by-id", "/dev/shm", True),)
 
+
+
+def test_plan_reservation_cuts_a_huge_unknown_id_in_its_message() -> None:
+    """A megabyte-long unknown ID is named by its start and length: gRPC would drop a reply that quotes it whole."""
+    with pytest.raises(UnknownDeviceError) as caught:
+        plan_reservation(["x" * 1_000_000], make_snapshot())
+    message = str(caught.value)
+    assert len(message) < 200 and message.endswith("... (1000000 chars)")

@@ -94,7 +94,7 @@ def test_dicts_bad_shapes_are_rules_errors(items: Any, message: str) -> None:
 def test_dicts_conflicting_groups_are_rejected() -> None:
     """Inline rules are checked for group conflicts among themselves, like a file."""
     group = {"vendor": "v", "type": "t", "name": "n"}
-    with pytest.raises(RulesError, match="group v/t/n is also made by rule #1"):
+    with pytest.raises(RulesError, match=r"group v/t/n is also made by rules\[0\]"):
         rules_from_dicts([{"group": group, "attributes": {"a": 1}}, {"group": group}], "plugin config")
 
 

@@ -185,7 +185,7 @@ ERRORS = [
     ("duplicate-key", f"rules:\n  - {G}\n    reset: true\n    reset: false\n",
      "rules[0].reset", "duplicate key (first at line 3)", 4, 'reset: false'),
     ("custom-tag", f"rules:\n  - {G}\n    env: {{A: !python/object:os.system x}}\n",
-     "rules[0].env.A", "unsupported YAML tag", 3, '!python/object:os.system x'),
+     "", 'YAML tag "!python/object:os.system" is not accepted', 3, '!python/object:os.system x'),
     ("non-scalar-key", f"rules:\n  - {G}\n    env: {{[a]: x}}\n", "rules[0].env", "keys must be plain text", 3, '[a'),
     ("bad-merge", f"rules:\n  - {G}\n    env: {{<<: [1]}}\n", "rules[0].env", "'<<' must name a mapping", 3, '1'),
 ]  # fmt: skip
@@ -260,6 +260,30 @@ def test_errors_not_yaml_gives_the_yaml_line(text: str, message: str, line: int 
     assert issues[0].line == line
 
 
+@pytest.mark.parametrize(
+    ("text", "tags"),
+    [
+        ("rules: !!python/object/apply:os.system []\n", [(1, 8, "!!python/object/apply:os.system")]),
+        (f"rules:\n  - !!python/object:x {{{G}}}\n", [(2, 5, "!!python/object:x")]),
+        (f"rules:\n  - {G}\n    env: !!map {{A: b}}\n", [(3, 10, "!!map")]),
+        (f"rules:\n  - {G}\n    name: !!str x\n", [(3, 11, "!!str")]),
+        (f"rules:\n  - {G}\n    name: ! x\n", [(3, 11, "!")]),
+        (f"rules:\n  - {G}\n    !!str name: x\n", [(3, 5, "!!str")]),
+        ("!!map\nrules: []\n", [(1, 1, "!!map")]),
+        (f"rules: !!seq\n  - {G}\n    children: !custom [tty]\n", [(1, 8, "!!seq"), (3, 15, "!custom")]),
+        ("x: &a !!str y\nrules: [*a, *a, *a]\n", [(1, 4, "!!str")]),  # the node starts at its anchor
+    ],
+    ids=["on-rules-list", "on-a-rule", "on-a-mapping", "on-a-scalar", "non-specific", "on-a-key", "on-the-document",
+         "every-one", "under-an-anchor"],
+)  # fmt: skip
+def test_errors_every_yaml_tag_is_refused_with_its_place(text: str, tags: list[tuple[int, int, str]]) -> None:
+    """A tag on a scalar, list, mapping, key or the document is an error at its line and column, each one once."""
+    issues = issues_of(text)
+    assert [(i.line, i.column, i.field) for i in issues] == [(line, column, "") for line, column, _ in tags]
+    for issue, (_, _, tag) in zip(issues, tags, strict=True):
+        assert issue.message == f'YAML tag "{tag}" is not accepted: rules are plain YAML (remove the tag)'
+
+
 def test_errors_empty_rules_list_is_valid() -> None:
     """``rules: []`` is a valid file that matches nothing."""
     assert parse_rules("rules: []\n").rules == ()
@@ -302,7 +326,7 @@ def test_errors_conflicting_static_groups() -> None:
     issues = issues_of(text)
     assert len(issues) == 1
     assert (issues[0].line, issues[0].field) == (5, "rules[1].group")
-    assert "group arduino/board/uno is also made by rule #1 (rules.yaml:2)" in issues[0].message
+    assert "group arduino/board/uno is also made by rules[0] (rules.yaml:2)" in issues[0].message
     assert '"rev" is 3 there and 2 here' in issues[0].message
 
 

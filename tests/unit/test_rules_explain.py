@@ -75,13 +75,13 @@ def test_explain_lines_are_readable() -> None:
     """lines() gives a heading per rule and one line per condition."""
     verdict = parse_rules(RULES, "rules.yaml").explain(make_device())[2]
     assert verdict.lines() == [
-        'rule #3 "pixels" (rules.yaml:8): WINNER -> google/phone/pixel-7',
+        'rules[2] "pixels" (rules.yaml:8): WINNER -> google/phone/pixel-7',
         "  ok   match.vendor_id: 0x18d1 (wanted 0x18d1)",
         "  ok   match.product_id: 0x4ee7 (wanted 0x4ee2 | 0x4ee7)",
     ]
     catch_all = parse_rules("rules:\n  - ignore: true\n", "r.yaml").explain(make_device())[0]
     assert catch_all.lines() == [
-        "rule #1 (r.yaml:2): WINNER: device excluded",
+        "rules[0] (r.yaml:2): WINNER: device excluded",
         "    (no conditions: matches every device)",
     ]
 
@@ -147,10 +147,36 @@ rules:
     )
     warnings = rules.warnings_for([make_device(), make_device(sys_path="/x", serial="B")], {"/x": "usb-B"})
     assert [(w.line, w.message) for w in warnings] == [
-        (5, "matches 2 attached devices, but rule #1 (r.yaml:2) takes each of them first"),
+        (5, "matches 2 attached devices, but rules[0] (r.yaml:2) takes each of them first"),
         (7, "matches none of the 2 attached devices"),
         (2, 'on 1-2 (18d1:4ee7) (and 1 more): attributes.rev: "" is not a whole number (type int); left out'),
     ]
+
+
+def test_warnings_name_each_earlier_rule_that_takes_a_device() -> None:
+    """When different earlier rules take different devices, the warning names each one with its devices."""
+    rules = parse_rules(
+        """\
+rules:
+  - name: one serial
+    match: {serial: A}
+    group: {vendor: a, type: b, name: one}
+  - name: other serial
+    match: {serial: B}
+    group: {vendor: a, type: b, name: other}
+  - name: every pixel
+    match: {vendor_id: 18d1}
+    group: {vendor: a, type: b, name: pixel}
+""",
+        "r.yaml",
+    )
+    devices = [make_device(sys_path="/a", serial="A"), make_device(sys_path="/b", serial="B")]
+    warnings = rules.warnings_for(devices, {"/a": "usb-A", "/b": "usb-B"})
+    assert [(w.field, w.message) for w in warnings] == [(
+        "rules[2]",
+        'matches 2 attached devices, but earlier rules take each of them first: rules[0] "one serial" (r.yaml:2) '
+        'takes usb-A; rules[1] "other serial" (r.yaml:5) takes usb-B',
+    )]
 
 
 def test_warnings_group_gets_different_attributes() -> None:

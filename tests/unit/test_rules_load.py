@@ -26,7 +26,7 @@ def test_load_reads_a_valid_file(tmp_path: Path) -> None:
     path.write_text("rules:\n  - ignore: true\n  - name: x\n    group: {vendor: v, type: t, name: n}\n")
     rules = load_rules(path)
     assert [(r.source, r.line, r.label) for r in rules.rules] == [
-        (str(path), 2, "rule #1"),
+        (str(path), 2, "rules[0]"),
         (str(path), 3, "x"),
     ]
 

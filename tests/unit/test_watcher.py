@@ -8,6 +8,8 @@ loop has emptied it both times, so the step that saw the new time has finished a
 
 from __future__ import annotations
 
+import errno
+import logging
 import sys
 import threading
 import time
@@ -17,13 +19,14 @@ from pathlib import Path
 import pytest
 from rules_factories import make_device
 
-from discovery.fake.memory_source import MemorySource
+from discovery.fake.memory_source import MemoryEvent, MemorySource
 from discovery.model import UsbDevice
 from discovery.readings import Reading
 from discovery.rules.loader import parse_rules
 from discovery.rules.ruleset import RuleSet
 from discovery.snapshot import Snapshot
-from discovery.watcher import MAX_DEBOUNCE_FACTOR, Discovery, next_in_phase
+from discovery.sources.base import EventsLostError
+from discovery.watcher import MAX_DEBOUNCE_FACTOR, RETRY_SOURCE_S, Discovery, next_in_phase
 
 DEBOUNCE = 1.0
 GRACE = 60.0
@@ -51,12 +54,47 @@ class FakeTime:
             self._now += seconds
 
 
+class FaultySource(MemorySource):
+    """The in-memory source, failing the way a real one does when told to: an overflow on the next drain,
+    an OSError from the next listings or reads of a device."""
+
+    def __init__(self, devices: list[UsbDevice]) -> None:
+        super().__init__(devices)
+        self.overflows = 0
+        self.failing_listings = 0
+        self.failing_reads = 0
+
+    def attach_silently(self, device: UsbDevice) -> None:
+        """Attach ``device`` with its event lost, as in a storm that overflowed the queue."""
+        with self._cond:
+            self._devices[device.sys_path] = device
+
+    def drain(self) -> list[MemoryEvent]:
+        events = super().drain()
+        if self.overflows:
+            self.overflows -= 1
+            raise EventsLostError("udev monitor overflowed (ENOBUFS): the kernel dropped events")
+        return events
+
+    def enumerate(self) -> list[UsbDevice]:
+        if self.failing_listings:
+            self.failing_listings -= 1
+            raise OSError(errno.EIO, "Input/output error", "/sys/bus/usb/devices")
+        return super().enumerate()
+
+    def device_at(self, sys_path: str) -> UsbDevice | None:
+        if self.failing_reads:
+            self.failing_reads -= 1
+            raise OSError(errno.EIO, "Input/output error", sys_path)
+        return super().device_at(sys_path)
+
+
 class Loop:
-    """A started Discovery over a MemorySource, with the time it reads."""
+    """A started Discovery over a FaultySource (which fails only when told to), with the time it reads."""
 
     def __init__(self, devices: list[UsbDevice], rules: RuleSet = RULES) -> None:
         self.time = FakeTime()
-        self.source = MemorySource(devices)
+        self.source = FaultySource(devices)
         self.discovery = Discovery(
             self.source, lambda: rules, debounce=DEBOUNCE, unplugged_grace=GRACE,
             clock=self.time.monotonic, wall=self.time.wall,
@@ -218,3 +256,68 @@ def test_next_in_phase_spreads_devices_over_the_interval() -> None:
     phases = sorted(next_in_phase(0.0, interval, f"usb-0403-6001-FT{n:04d}") % interval for n in range(200))
     gaps = [b - a for a, b in zip(phases, phases[1:], strict=False)]
     assert max(gaps) < interval / 20  # no stretch of the interval without runs; no burst of all 200 at once
+
+
+def _records(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, bool]]:
+    """(level, message, has a traceback) of what discovery logged at warning or above."""
+    return [(r.levelname, r.getMessage(), r.exc_info is not None)
+            for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_watcher_overflow_is_one_warning_and_a_rescan_finds_what_was_lost(
+    loop: Loop, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Overflows in one window: one warning, no traceback, and a rescan that finds the device whose event was lost."""
+    loop.plug(phone(1))
+    loop.after(DEBOUNCE)
+    loop.source.attach_silently(phone(2))
+    loop.source.overflows = 3
+    for _ in range(3):
+        loop.settle()  # three overflows within one window
+    found = loop.after(DEBOUNCE)
+    assert ids(found) == {"usb-18d1-4ee7-PHONE1", "usb-18d1-4ee7-PHONE2"}
+    assert _records(caplog) == [
+        ("WARNING", "device events overflowed and some were lost; every device is listed again", False)
+    ]
+
+
+def test_watcher_failed_listing_keeps_devices_and_retries(loop: Loop, caplog: pytest.LogCaptureFixture) -> None:
+    """A failed listing loses no device, warns once, and is tried again after 1 s, then 2 s, until it works."""
+    loop.plug(phone(1))
+    before = loop.after(DEBOUNCE)
+    loop.source.attach_silently(phone(2))
+    loop.source.overflows = 1
+    loop.source.failing_listings = 2
+    loop.settle()
+    kept = loop.after(DEBOUNCE)
+    assert kept.devices == before.devices  # still present and healthy: a failed listing is not an unplug
+    loop.after(RETRY_SOURCE_S)  # the retry opens a window ...
+    assert ids(loop.after(DEBOUNCE)) == ids(before)  # ... whose listing fails too
+    loop.after(2 * RETRY_SOURCE_S)  # so the next try waits twice as long
+    found = loop.after(DEBOUNCE)
+    assert ids(found) == {"usb-18d1-4ee7-PHONE1", "usb-18d1-4ee7-PHONE2"}
+    assert [m for _, m, _ in _records(caplog)] == [
+        "device events overflowed and some were lost; every device is listed again",
+        "listing devices failed; the devices stay as they were and it is tried again",
+    ]
+    assert not any(tb for _, _, tb in _records(caplog))
+
+
+def test_watcher_failed_read_of_a_device_keeps_it_and_reads_again(
+    loop: Loop, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An event whose device cannot be read now: the device stays as it was, and is read again later."""
+    loop.plug(phone(1))
+    before = loop.after(DEBOUNCE)
+    loop.source.failing_reads = 1
+    loop.source.plug(make_device(**{**_fields(phone(1)), "product": "Pixel 7 Pro"}))
+    loop.settle()
+    assert loop.after(DEBOUNCE).devices == before.devices
+    loop.after(RETRY_SOURCE_S)
+    changed = loop.after(DEBOUNCE)
+    assert changed.devices["usb-18d1-4ee7-PHONE1"].device.product == "Pixel 7 Pro"
+    assert [(lvl, tb) for lvl, _, tb in _records(caplog)] == [("WARNING", False)]
+
+
+def _fields(device: UsbDevice) -> dict[str, object]:
+    return {name: getattr(device, name) for name in device.__dataclass_fields__}

@@ -114,7 +114,7 @@ def read_rule(r: Reader, src: Src, index: int, field: str) -> Rule | None:
     if keys is None:
         return None
     value = {key: pair[1] for key, pair in keys.items()}
-    label = f"rule #{index + 1}"
+    label = field  # a rule without a name is known by its place: rules[2]
     if "name" in value:
         label = r.text(value["name"], f"{field}.name", non_empty=True) or label
     before_ignore = len(r.issues.items)
