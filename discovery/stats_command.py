@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 
-from discovery.health import check_environment
+from discovery.health import RunningChecks, check_environment
 from discovery.readings import Problem, ReadingsFormatError, ReadingsResult, parse_readings
 
 STDOUT_LIMIT = 64 * 1024
@@ -34,8 +34,13 @@ def run_stats_command(
     env: dict[str, str] | None = None,
     limit: int = STDOUT_LIMIT,
     wall: Callable[[], float] = time.time,
+    running: RunningChecks | None = None,
 ) -> ReadingsResult:
-    """Run ``argv`` and turn what it printed into readings, or say why there are none."""
+    """Run ``argv`` and turn what it printed into readings, or say why there are none.
+
+    ``running`` tracks the command while it runs, as for health checks, so its owner can kill it
+    when it stops (a hanging command must not outlive the plugin).
+    """
     started = time.monotonic()
     taken_at = wall()
 
@@ -57,10 +62,14 @@ def run_stats_command(
             program = argv[0] if argv else "?"
             return failed("start", f"stats command could not start: {program}: {exc.strerror or exc}")
         assert proc.stdout is not None
+        if running is not None and not running.add(proc.pid):
+            _kill_group(proc)  # the owner stopped while this one was starting
         try:
             outcome, output = _collect(proc, proc.stdout.fileno(), started + timeout_s, limit)
         finally:
             proc.stdout.close()
+            if running is not None:
+                running.discard(proc.pid)
         if outcome != "exited":
             _kill_group(proc)
             proc.wait()

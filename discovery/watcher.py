@@ -480,7 +480,7 @@ class Discovery:
 
     def _run_stats(self, dev_id: str, argv: tuple[str, ...], timeout: float, summary: str | None) -> None:
         try:
-            result = run_stats_command(argv, timeout, wall=self._wall)
+            result = run_stats_command(argv, timeout, wall=self._wall, running=self._running_checks)
         except Exception as exc:  # a bug here must cost one reading, never the pool thread
             log.exception("stats command crashed", extra={"device_id": dev_id})
             result = ReadingsResult(error=Problem("crash", f"stats command error: {exc}"), taken_at=self._wall())

@@ -7,6 +7,7 @@ without end, and the stream must go on at its interval with every device in it a
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,25 @@ def plugin(testbed: Testbed, tmp_path: Path) -> Iterator[PluginProcess]:
         yield proc
         assert proc.shutdown() == 0
         assert not proc.bad_stderr_lines, proc.bad_stderr_lines
+    deadline = time.monotonic() + 5.0  # a stopped plugin kills its running commands' process groups
+    while commands_running(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert commands_running(tmp_path) == [], "stats commands outlived the plugin"
+
+
+def commands_running(scripts: Path) -> list[int]:
+    """PIDs of processes running one of this test's scripts (found by their path in /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg.startswith(str(scripts).encode() + b"/") for arg in argv):
+            found.append(int(entry.name))
+    return found
 
 
 def value(stat: stats_pb2.StatValue) -> Any:
