@@ -11,7 +11,6 @@ import random
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from discovery.fake.faults import FAULT_RATE_ENV, FAULT_SEED_ENV
 from discovery.fake.testbed import Plugged, Testbed
 from plugin.config import encode_config
 from plugin.host import FingerprintStream, PluginProcess, RpcError
+from process_support import pids_with_argument, wait_until
 from proto import device_pb2
 
 WAIT_S = 15.0  # a step here takes well under a second; retries after injected faults add at most 1 + 2 s
@@ -187,26 +187,7 @@ def test_faults_rules_file_vanishing_and_returning(world: World) -> None:
 
 def hanging_checks() -> list[int]:
     """PIDs of the health checks these tests started that are still running (found by their marker)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if HANG_MARKER.encode() in argv:
-            found.append(int(entry.name))
-    return found
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        threading.Event().wait(0.05)  # polling /proc: nothing to wait on
-    return True
+    return pids_with_argument(lambda arg: arg == HANG_MARKER.encode())
 
 
 HANGING_RULES = RULES.replace(

@@ -7,7 +7,6 @@ without end, and the stream must go on at its interval with every device in it a
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from discovery.fake import usb_devices
 from discovery.fake.testbed import Testbed
 from plugin.config import encode_config
 from plugin.host import PluginProcess
+from process_support import pids_with_argument, wait_until
 from proto import device_pb2, stats_pb2
 
 WAIT_S = 20.0
@@ -73,25 +73,14 @@ def plugin(testbed: Testbed, tmp_path: Path) -> Iterator[PluginProcess]:
         yield proc
         assert proc.shutdown() == 0
         assert not proc.bad_stderr_lines, proc.bad_stderr_lines
-    deadline = time.monotonic() + 5.0  # a stopped plugin kills its running commands' process groups
-    while commands_running(tmp_path) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert commands_running(tmp_path) == [], "stats commands outlived the plugin"
+    # A stopped plugin kills its running commands' process groups.
+    assert wait_until(lambda: commands_running(tmp_path) == [], 5.0), "stats commands outlived the plugin"
 
 
 def commands_running(scripts: Path) -> list[int]:
-    """PIDs of processes running one of this test's scripts (found by their path in /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(arg.startswith(str(scripts).encode() + b"/") for arg in argv):
-            found.append(int(entry.name))
-    return found
+    """PIDs of processes running one of this test's scripts."""
+    prefix = str(scripts).encode() + b"/"
+    return pids_with_argument(lambda arg: arg.startswith(prefix))
 
 
 def value(stat: stats_pb2.StatValue) -> Any:
