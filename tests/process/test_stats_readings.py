@@ -130,8 +130,11 @@ def test_stats_stream_carries_readings_with_units_and_the_summary(plugin: Plugin
     assert "readings_error" not in phone.stats.attributes
 
 
-def test_misbehaving_stats_commands_never_end_or_stall_the_stream(plugin: PluginProcess, testbed: Testbed) -> None:
-    """While one command hangs, others fail, print garbage or flood, every message still comes with every device."""
+def test_misbehaving_stats_commands_never_end_or_stall_the_stream(
+    plugin: PluginProcess, testbed: Testbed, tmp_path: Path
+) -> None:
+    """While one command hangs, others fail, print garbage or flood, every message still comes with every device;
+    a command still hanging when the plugin stops is killed with it (checked after the fixture's Shutdown)."""
     for make in (usb_devices.make_pixel7, usb_devices.make_ftdi, usb_devices.make_arduino_uno,
                  usb_devices.make_cp210x, usb_devices.make_ch340, usb_devices.make_stlink):
         testbed.plug(make())
@@ -168,3 +171,6 @@ def test_misbehaving_stats_commands_never_end_or_stall_the_stream(plugin: Plugin
     warned = [e for e in plugin.entries if e.get("@message", "").startswith("stats command problem")]
     for text in ('reading "temp": text is not a number; left out', "exit 1: adb: device offline"):
         assert sum(text in str(e.get("problem")) for e in warned) == 1, (text, warned)  # once per device
+    hanging = tmp_path / "hangs.py"
+    assert wait_until(lambda: bool(pids_with_argument(lambda arg: arg == str(hanging).encode())), 2 * HANG_TIMEOUT_S), (
+        "no stats command was hanging at Shutdown: the teardown check would prove nothing")
