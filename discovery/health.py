@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ class HealthResult:
     checked_at: float  # wall clock
 
 
-def _last_line(data: bytes) -> str:
+def last_line(data: bytes) -> str:
+    """The last non-blank line of a command's stderr, cut to 200 characters (what a reason quotes)."""
     lines = [ln.strip() for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
     return lines[-1][:200] if lines else ""
 
@@ -97,25 +99,15 @@ def run_check(
     wall = time.time()
     with tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                close_fds=True,
-                start_new_session=True,
-                env=env,
-            )
+            proc = start_isolated(argv, stdout=subprocess.DEVNULL, stderr=err, env=env, running=running)
         except OSError as exc:
             program = argv[0] if argv else "?"
             detail = f"health check could not start: {program}: {exc.strerror or exc}"
             return HealthResult(False, None, detail, 0.0, wall)
-        if running is not None and not running.add(proc.pid):
-            _kill_group(proc)  # the owner stopped while this one was starting
         try:
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            kill_group(proc)
             proc.wait()
             latency = time.monotonic() - started
             return HealthResult(False, None, f"health check timed out after {timeout_s:g}s", latency, wall)
@@ -126,12 +118,30 @@ def run_check(
         if code == 0:
             return HealthResult(True, 0, "", latency, wall)
         err.seek(max(0, os.fstat(err.fileno()).st_size - _STDERR_LIMIT))
-        tail = _last_line(err.read())
+        tail = last_line(err.read())
     detail = f"health check failed: exit {code}" + (f": {tail}" if tail else "")
     return HealthResult(False, code, detail, latency, wall)
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def start_isolated(
+    argv: Sequence[str], *, stdout: Any, stderr: Any, env: dict[str, str], running: RunningChecks | None
+) -> subprocess.Popen[bytes]:
+    """Start a rule's command (health check or stats) in a session of its own, stdin on /dev/null.
+
+    Its own session, so a timeout can kill its whole process group; ``running`` tracks it so its
+    owner can kill it at stop (the caller discards it when it ends). OSError when it cannot start.
+    """
+    proc = subprocess.Popen(
+        list(argv), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, close_fds=True,
+        start_new_session=True, env=env,
+    )
+    if running is not None and not running.add(proc.pid):
+        kill_group(proc)  # the owner stopped while this one was starting
+    return proc
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the command's whole process group (it runs in a session of its own)."""
     _kill_group_of(proc.pid)
 
 
@@ -139,4 +149,4 @@ def _kill_group_of(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
-        log.debug("health check exited before it could be killed", extra={"pid": pid})
+        log.debug("command exited before it could be killed", extra={"pid": pid})

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 
-from discovery.health import RunningChecks, check_environment
+from discovery.health import RunningChecks, check_environment, kill_group, last_line, start_isolated
 from discovery.readings import Problem, ReadingsFormatError, ReadingsResult, parse_readings
 
 STDOUT_LIMIT = 64 * 1024
@@ -49,21 +48,12 @@ def run_stats_command(
 
     with tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                close_fds=True,
-                start_new_session=True,
-                env=check_environment() if env is None else env,
-            )
+            proc = start_isolated(argv, stdout=subprocess.PIPE, stderr=err,
+                                  env=check_environment() if env is None else env, running=running)
         except OSError as exc:
             program = argv[0] if argv else "?"
             return failed("start", f"stats command could not start: {program}: {exc.strerror or exc}")
         assert proc.stdout is not None
-        if running is not None and not running.add(proc.pid):
-            _kill_group(proc)  # the owner stopped while this one was starting
         try:
             outcome, output = _collect(proc, proc.stdout.fileno(), started + timeout_s, limit)
         finally:
@@ -71,7 +61,7 @@ def run_stats_command(
             if running is not None:
                 running.discard(proc.pid)
         if outcome != "exited":
-            _kill_group(proc)
+            kill_group(proc)
             proc.wait()
             if outcome == "timeout":
                 return failed("timeout", f"stats command timed out after {timeout_s:g}s")
@@ -79,7 +69,7 @@ def run_stats_command(
         code = proc.wait()
         if code != 0:
             err.seek(max(0, os.fstat(err.fileno()).st_size - _STDERR_TAIL))
-            tail = _last_line(err.read())
+            tail = last_line(err.read())
             return failed("exit", f"stats command failed: exit {code}" + (f": {tail}" if tail else ""))
     try:
         readings, problems = parse_readings(output)
@@ -133,15 +123,3 @@ def _drain(fd: int, data: bytearray, cap: int) -> bool:
             return False
         data += chunk
     return True
-
-
-def _last_line(data: bytes) -> str:
-    lines = [ln.strip() for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
-    return lines[-1][:200] if lines else ""
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return  # it exited on its own in the meantime
