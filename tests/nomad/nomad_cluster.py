@@ -194,15 +194,12 @@ class Cluster:
 
 
 def _wait_allocs_stopped(api: Api, job_id: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            allocs, _ = api.get(f"/v1/job/{job_id}/allocations")
-        except (NomadError, OSError):
-            return
-        if all(a["ClientStatus"] not in ("running", "pending") for a in allocs):
-            return
-        time.sleep(0.2)
+    """Blocking queries until no allocation of the job runs; teardown goes on regardless after ``timeout``."""
+    try:
+        api.watch(f"/v1/job/{job_id}/allocations",
+                  lambda allocs: all(a["ClientStatus"] not in ("running", "pending") for a in allocs), timeout)
+    except (NomadError, OSError, TimeoutError):
+        return
 
 
 def _unmount_below(root: Path) -> None:
