@@ -154,8 +154,9 @@ def docker(tier_root: Path) -> Iterator[str | None]:
     started: subprocess.Popen[bytes] | None = None
     reason = ""
     if not _docker_answers() and shutil.which("dockerd"):
-        log = open(tier_root / "dockerd.log", "wb")  # noqa: SIM115 - kept open while dockerd runs
-        started = subprocess.Popen(["dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        # dockerd gets its own copy of the descriptor; ours is closed at once so nothing leaks into teardown.
+        with open(tier_root / "dockerd.log", "wb") as log:
+            started = subprocess.Popen(["dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not _docker_answers() and started.poll() is None:
             time.sleep(0.5)
