@@ -8,6 +8,8 @@ loop has emptied it both times, so the step that saw the new time has finished a
 
 from __future__ import annotations
 
+import dataclasses
+
 import errno
 import logging
 import sys
@@ -320,4 +322,4 @@ def test_watcher_failed_read_of_a_device_keeps_it_and_reads_again(
 
 
 def _fields(device: UsbDevice) -> dict[str, object]:
-    return {name: getattr(device, name) for name in device.__dataclass_fields__}
+    return {f.name: getattr(device, f.name) for f in dataclasses.fields(device)}
