@@ -16,7 +16,7 @@ from discovery.rules.errors import RuleIssue, RulesError
 from discovery.rules.explain import RuleVerdict, verdicts_for
 from discovery.rules.matching import Match, first_match
 from discovery.rules.model import Rule
-from discovery.rules.schema.rule import group_conflicts
+from discovery.rules.schema.rule import rule_conflicts
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class RuleSet:
             if part is None:
                 continue
             rules.extend(part.rules if isinstance(part, RuleSet) else part)
-        conflicts = group_conflicts(rules)
+        conflicts = rule_conflicts(rules)
         if conflicts:
             raise RulesError(conflicts)
         return cls(tuple(rules))
