@@ -127,9 +127,8 @@ def plan_reservation(
     ids = ",".join(s.id for s in states)
     envs: dict[str, str] = {"DEVICE_IDS": ids}
     all_usb = all(isinstance(s.device, UsbDevice) for s in states)
-    if all_usb:
-        envs["USB_DEVICE_IDS"] = ids
-    rule_env: dict[str, list[str]] = {}
+    usb_envs: dict[str, str] = {"USB_DEVICE_IDS": ids} if all_usb else {}  # after the DEVICE_* names
+    rule_env: dict[str, dict[int, str]] = {}
     seen_nodes: set[str] = set()
     for i, state in enumerate(states):
         device, match = state.device, state.match
@@ -152,12 +151,12 @@ def plan_reservation(
         envs[f"DEVICE_{i}_NODE"] = main_node or bus_node
         envs[f"DEVICE_{i}_SERIAL"] = device.serial or ""
         if all_usb:
-            envs[f"USB_DEVICE_{i}_ID"] = state.id
-            envs[f"USB_DEVICE_{i}_SERIAL"] = device.serial or ""
-            envs[f"USB_DEVICE_{i}_NODE"] = main_node or bus_node
-            envs[f"USB_DEVICE_{i}_BUS_NODE"] = bus_node
+            usb_envs[f"USB_DEVICE_{i}_ID"] = state.id
+            usb_envs[f"USB_DEVICE_{i}_SERIAL"] = device.serial or ""
+            usb_envs[f"USB_DEVICE_{i}_NODE"] = main_node or bus_node
+            usb_envs[f"USB_DEVICE_{i}_BUS_NODE"] = bus_node
         for key, value in match.env.items():
-            rule_env.setdefault(key, []).append(value)
+            rule_env.setdefault(key, {})[i] = value
         for mount in match.mounts:
             host = realpath(mount.host_path)
             if not within_allowed_roots(host):
@@ -167,7 +166,10 @@ def plan_reservation(
             plan = MountPlan(task_path=mount.task_path, host_path=host, read_only=mount.read_only)
             if plan not in mounts:
                 mounts.append(plan)
-    for key, values in rule_env.items():
+    envs.update(usb_envs)
+    for key, by_index in rule_env.items():
+        # A declared device's own env may be missing on the others: "" keeps the i-th value the i-th device's.
+        values = [by_index.get(i, "") for i in range(len(states))]
         # One value when all devices agree; otherwise one per device, in ID order like USB_DEVICE_<i>.
         envs[key] = values[0] if len(set(values)) == 1 else ",".join(values)
     return Reservation(envs=envs, mounts=tuple(mounts), devices=tuple(devices))
