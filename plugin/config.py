@@ -287,7 +287,8 @@ def rule_dict_from_hcl(item: Mapping[str, Any]) -> dict[str, Any]:
         out["mounts"] = mounts
     devices = out.pop("devices", None)
     if devices:  # Nomad sends an absent block list as []: only a rule that has devices gets the key
-        out["devices"] = [_declared_device_from_hcl(entry) for entry in devices]
+        # Nomad sends a list of blocks; another client may send anything: the validator says what is wrong.
+        out["devices"] = [_declared_device_from_hcl(e) for e in devices] if isinstance(devices, list) else devices
     typed = out.pop("attribute", None)
     if typed:  # attribute { name = "ram", value = "8", unit = "GiB" } joins the plain string attributes
         attributes = out.get("attributes", {})
