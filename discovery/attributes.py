@@ -7,11 +7,13 @@ attributes count towards the node's computed class, and they would split every n
 
 from __future__ import annotations
 
-from discovery.model import UsbDevice
+from discovery.model import DeclaredDevice, UsbDevice
 from discovery.rules.model import AttrValue
 
 
-def builtin_attributes(device: UsbDevice) -> dict[str, AttrValue]:
+def builtin_attributes(device: UsbDevice | DeclaredDevice) -> dict[str, AttrValue]:
+    if not isinstance(device, UsbDevice):  # these are USB facts; other kinds have the rule's attributes only
+        return {}
     attrs: dict[str, AttrValue] = {
         "vendor_id": AttrValue(device.vendor_id),
         "product_id": AttrValue(device.product_id),

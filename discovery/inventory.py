@@ -14,9 +14,12 @@ import os
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from discovery.declared import declared_devices
+from discovery.health import run_check
 from discovery.model import UsbDevice
 from discovery.rules.explain import RuleVerdict
 from discovery.rules.ruleset import RuleSet
@@ -54,6 +57,12 @@ class Inventory:
     rules: RuleSet
     snapshot: Snapshot
     entries: tuple[Entry, ...]  # sorted by sys_path, the order udev lists them
+    declared: tuple[DeviceState, ...] = ()  # the devices the rules declare, in rule order
+
+    def find_declared(self, query: str) -> DeviceState | None:
+        """The declared device with ID ``query`` (or ``declared:<id>``), if the rules declare one."""
+        text = query.strip().removeprefix("declared:")
+        return next((s for s in self.declared if s.id == text), None)
 
     @property
     def source(self) -> str:
@@ -91,17 +100,36 @@ def take_inventory(
     source: str = "udev",
     now: Callable[[], float] = time.time,
     node_check: NodeCheck = check_node,
+    check_declared: bool = False,
 ) -> Inventory:
-    """The devices of one enumeration, named and matched exactly as the plugin's first snapshot would be."""
+    """The devices of one enumeration, named and matched exactly as the plugin's first snapshot would be.
+
+    The declared devices are in it too; with ``check_declared`` their health checks run once (at the
+    same time, each with its timeout), so their health is what the plugin would find.
+    """
     table = DeviceTable(unplugged_grace=0.0, node_check=node_check)
     table.set_rules(rules)
     table.replace_all(devices, now())
+    table.set_declared(declared_devices(rules), now())
+    if check_declared:
+        _check_declared(table)
     snapshot = table.build(1, source=source)
     entries = sorted(
         (Entry(dev_id, device, snapshot.devices.get(dev_id)) for dev_id, device in table.attached()),
         key=lambda e: e.device.sys_path,
     )
-    return Inventory(rules=rules, snapshot=snapshot, entries=tuple(entries))
+    declared = tuple(snapshot.devices[dev_id] for dev_id, _ in table.declared() if dev_id in snapshot.devices)
+    return Inventory(rules=rules, snapshot=snapshot, entries=tuple(entries), declared=declared)
+
+
+def _check_declared(table: DeviceTable) -> None:
+    checks = [(i, m.health) for i, m in table.health_checks() if m.health is not None and i in dict(table.declared())]
+    if not checks:
+        return
+    with ThreadPoolExecutor(max_workers=min(8, len(checks))) as pool:
+        results = pool.map(lambda item: (item[0], run_check(item[1].argv, item[1].timeout)), checks)
+        for dev_id, result in results:
+            table.set_health(dev_id, result)
 
 
 def malformed_vid_pid(query: str) -> bool:

@@ -7,11 +7,16 @@ and a rule or a hostile udev property must never hand a task anything else.
 
 Environment variables (documented in the README):
 
-* ``USB_DEVICE_IDS``: the reserved IDs, sorted, comma-separated.
-* ``USB_DEVICE_<i>_ID``, ``_SERIAL``, ``_NODE``, ``_BUS_NODE``: for the i-th ID in that order. ``_NODE`` is
-  the first handed-over child node (a tty, hidraw, ...) or the USB node when there is none.
+* ``DEVICE_IDS``, ``DEVICE_<i>_ID``, ``_NODE``, ``_SERIAL``: for every kind of device, the reserved
+  IDs sorted and comma-separated, then per ID in that order its first handed-over node ("" when it
+  has none) and its serial ("" when it has none).
+* USB devices only, as before (kept for compatibility): ``USB_DEVICE_IDS`` and ``USB_DEVICE_<i>_ID``,
+  ``_SERIAL``, ``_NODE``, ``_BUS_NODE``. ``_NODE`` is the first handed-over child node (a tty,
+  hidraw, ...) or the USB node when there is none. A reservation of other devices sets no ``USB_`` name.
 * each rule ``env`` entry: its value when every device renders the same one, otherwise one value per
-  device joined with commas in ID order (the i-th value belongs to ``USB_DEVICE_<i>``).
+  device joined with commas in ID order (the i-th value belongs to ``DEVICE_<i>``).
+
+A declared device's nodes are handed over only when they resolve to a device node under /dev.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from discovery.model import DeclaredDevice, UsbDevice
 from discovery.nodes import check_node, handed_over_children
 from discovery.snapshot import DeviceState, Snapshot
 
@@ -79,6 +85,14 @@ def resolve_node(path: str, realpath: Callable[[str], str] = os.path.realpath) -
     return resolved
 
 
+def resolve_declared_node(path: str, realpath: Callable[[str], str] = os.path.realpath) -> str:
+    """A declared device's node: like :func:`resolve_node`, but only under /dev (it names no sysfs device)."""
+    resolved = realpath(path)
+    if not resolved.startswith("/dev/"):
+        raise DeviceUnavailableError(f"{path} resolves to {resolved}, outside /dev")
+    return resolve_node(resolved, realpath)
+
+
 MAX_SHOWN_ID = 100  # an ID in a message is cut here: Nomad's IDs are short, a hostile one must not fill the reply
 
 
@@ -110,14 +124,22 @@ def plan_reservation(
 
     devices: list[DevicePlan] = []
     mounts: list[MountPlan] = []
-    envs: dict[str, str] = {"USB_DEVICE_IDS": ",".join(s.id for s in states)}
-    rule_env: dict[str, list[str]] = {}
+    ids = ",".join(s.id for s in states)
+    envs: dict[str, str] = {"DEVICE_IDS": ids}
+    all_usb = all(isinstance(s.device, UsbDevice) for s in states)
+    usb_envs: dict[str, str] = {"USB_DEVICE_IDS": ids} if all_usb else {}  # after the DEVICE_* names
+    rule_env: dict[str, dict[int, str]] = {}
     seen_nodes: set[str] = set()
     for i, state in enumerate(states):
         device, match = state.device, state.match
         main_node = ""
         bus_node = ""
-        if device.device_node:
+        if isinstance(device, DeclaredDevice):
+            for path in dict.fromkeys(device.nodes):
+                node = resolve_declared_node(path, realpath)
+                _add_node(devices, seen_nodes, node, match.permissions)
+                main_node = main_node or node
+        elif device.device_node:
             bus_node = resolve_node(device.device_node, realpath)
             _add_node(devices, seen_nodes, bus_node, match.permissions)
         for child in handed_over_children(device, match.children):
@@ -125,12 +147,16 @@ def plan_reservation(
             node = resolve_node(child.device_node, realpath)
             _add_node(devices, seen_nodes, node, match.permissions)
             main_node = main_node or node
-        envs[f"USB_DEVICE_{i}_ID"] = state.id
-        envs[f"USB_DEVICE_{i}_SERIAL"] = device.serial or ""
-        envs[f"USB_DEVICE_{i}_NODE"] = main_node or bus_node
-        envs[f"USB_DEVICE_{i}_BUS_NODE"] = bus_node
+        envs[f"DEVICE_{i}_ID"] = state.id
+        envs[f"DEVICE_{i}_NODE"] = main_node or bus_node
+        envs[f"DEVICE_{i}_SERIAL"] = device.serial or ""
+        if all_usb:
+            usb_envs[f"USB_DEVICE_{i}_ID"] = state.id
+            usb_envs[f"USB_DEVICE_{i}_SERIAL"] = device.serial or ""
+            usb_envs[f"USB_DEVICE_{i}_NODE"] = main_node or bus_node
+            usb_envs[f"USB_DEVICE_{i}_BUS_NODE"] = bus_node
         for key, value in match.env.items():
-            rule_env.setdefault(key, []).append(value)
+            rule_env.setdefault(key, {})[i] = value
         for mount in match.mounts:
             host = realpath(mount.host_path)
             if not within_allowed_roots(host):
@@ -140,7 +166,10 @@ def plan_reservation(
             plan = MountPlan(task_path=mount.task_path, host_path=host, read_only=mount.read_only)
             if plan not in mounts:
                 mounts.append(plan)
-    for key, values in rule_env.items():
+    envs.update(usb_envs)
+    for key, by_index in rule_env.items():
+        # A declared device's own env may be missing on the others: "" keeps the i-th value the i-th device's.
+        values = [by_index.get(i, "") for i in range(len(states))]
         # One value when all devices agree; otherwise one per device, in ID order like USB_DEVICE_<i>.
         envs[key] = values[0] if len(set(values)) == 1 else ",".join(values)
     return Reservation(envs=envs, mounts=tuple(mounts), devices=tuple(devices))

@@ -19,7 +19,7 @@ from discovery.attributes import builtin_attributes
 from discovery.health import HealthResult
 from discovery.ids import stable_id
 from discovery.idmemory import IdMemory
-from discovery.model import UsbDevice
+from discovery.model import DeclaredDevice, UsbDevice
 from discovery.nodes import NodeCheck, check_node, handed_over_nodes
 from discovery.rules.model import HEALTHY_COUNT, AttrValue
 from discovery.snapshot import DeviceState, Group, GroupKey, Snapshot
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 class _History:
     """What we remember of one ID between plugs."""
 
-    device: UsbDevice
+    device: UsbDevice | DeclaredDevice
     plugged_at: float
     unplugged_at: float | None = None
     replug_count: int = 0
@@ -51,6 +51,7 @@ class DeviceTable:
         self._node_check = node_check
         self.memory = memory  # IDs given before (this run, or an earlier one through the saved state)
         self._attached: dict[str, UsbDevice] = {}
+        self._declared: dict[str, DeclaredDevice] = {}  # sys_path -> device, while the rules declare it
         self._ids: dict[str, str] = {}  # sys_path -> ID, kept while attached
         self._history: dict[str, _History] = {}  # ID -> history, kept for the grace period
         self._health: dict[str, HealthResult] = {}
@@ -61,6 +62,32 @@ class DeviceTable:
     def set_rules(self, rules: RuleSet) -> None:
         self._rules = rules
         self._matches.clear()
+
+    def set_declared(self, devices: Iterable[DeclaredDevice], now: float) -> None:
+        """The devices the rules declare now: new ones appear, dropped ones are gone at once.
+
+        A declared device's ID is the operator's, so there is nothing to remember for a replug: one
+        the rules no longer declare is forgotten (no unplugged grace: it will not come back by itself).
+        """
+        fresh = {d.sys_path: d for d in devices}
+        for path, device in list(self._declared.items()):
+            if path not in fresh:
+                del self._declared[path]
+                del self._ids[path]
+                self._history.pop(device.device_id, None)
+                self._health.pop(device.device_id, None)
+                self._matches.pop(device.device_id, None)
+        for path, device in fresh.items():
+            dev_id = device.device_id
+            before = self._declared.get(path)
+            self._declared[path] = device
+            self._ids[path] = dev_id
+            self._matches.pop(dev_id, None)
+            if before is None:
+                self._history[dev_id] = _History(device=device, plugged_at=now)
+            elif before != device:  # new values or nodes: judge it anew
+                self._history[dev_id].device = device
+                self._health.pop(dev_id, None)
 
     def replace_all(self, devices: Iterable[UsbDevice], now: float) -> None:
         """A full enumeration: everything not listed is gone."""
@@ -101,6 +128,7 @@ class DeviceTable:
         if (
             old_id is not None
             and before is not None
+            and isinstance(device, UsbDevice)
             and (before.vid_pid, before.serial, before.devnum) == (device.vid_pid, device.serial, device.devnum)
         ):
             # The same device changed (a child appeared, a property changed): keep its ID. Another
@@ -155,6 +183,10 @@ class DeviceTable:
     # -- queries --------------------------------------------------------------------------
     def attached(self) -> list[tuple[str, UsbDevice]]:
         return [(self._ids[p], d) for p, d in self._attached.items()]
+
+    def declared(self) -> list[tuple[str, DeclaredDevice]]:
+        """The declared devices, in the order the rules declare them."""
+        return [(d.device_id, d) for d in self._declared.values()]
 
     def id_of(self, sys_path: str) -> str | None:
         return self._ids.get(sys_path)
@@ -212,7 +244,7 @@ class DeviceTable:
     def build(self, version: int, *, rules_error: str | None = None, source: str = "udev") -> Snapshot:
         """The Snapshot of the table as it is now."""
         states: dict[str, DeviceState] = {}
-        unmatched: list[tuple[str, UsbDevice]] = []
+        unmatched: list[tuple[str, UsbDevice | DeclaredDevice]] = []
         present_ids = set(self._ids.values())
         for dev_id, hist in self._history.items():
             present = dev_id in present_ids
@@ -250,7 +282,7 @@ class DeviceTable:
         if not present:
             return "unplugged"
         device = hist.device
-        if match.require_driver and not any(i.driver for i in device.interfaces):
+        if match.require_driver and isinstance(device, UsbDevice) and not any(i.driver for i in device.interfaces):
             return "no driver bound"
         for path in handed_over_nodes(device, match.children):
             problem = self._node_check(path)

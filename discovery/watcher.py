@@ -26,9 +26,11 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+from discovery.declared import declared_devices
 from discovery.filewatch import FileWatch
 from discovery.health import HealthResult, RunningChecks, run_check
 from discovery.idstore import IdStore
+from discovery.model import DeclaredDevice, UsbDevice
 from discovery.readings import Problem, ReadingsResult
 from discovery.readings_book import ReadingsBook
 from discovery.snapshot import Snapshot
@@ -118,7 +120,9 @@ class Discovery:
         If anything fails, everything opened so far is closed again and the error is raised.
         """
         try:
-            self._table.set_rules(self._load_rules())
+            rules = self._load_rules()
+            self._table.set_rules(rules)
+            self._table.set_declared(declared_devices(rules), self._wall())
             if self._id_store is not None:
                 self._table.memory = self._id_store.load()  # before the first IDs are given
             self._source.start()  # the monitor listens before we enumerate: no event falls in between
@@ -401,6 +405,7 @@ class Discovery:
             return
         self._rules_error = None
         self._table.set_rules(rules)
+        self._table.set_declared(declared_devices(rules), self._wall())  # added ones appear, removed ones go
         self._commands_stale = True
         self._health_due.clear()
         self._stats_due.clear()  # a changed command runs at once, with its problems logged anew
@@ -514,7 +519,7 @@ def log_changes(old: Snapshot, new: Snapshot) -> None:
     """One info line per device that appeared, left, or changed health: what an operator wants in the agent log."""
     for dev_id, state in new.devices.items():
         before = old.devices.get(dev_id)
-        context = {"device_id": dev_id, "group": "/".join(state.group), "vid_pid": state.device.vid_pid}
+        context = {"device_id": dev_id, "group": "/".join(state.group), **_what(state.device)}
         if before is None:
             if state.healthy:
                 log.info("device added", extra=context)
@@ -533,7 +538,12 @@ def log_changes(old: Snapshot, new: Snapshot) -> None:
     old_unmatched = {i for i, _ in old.unmatched}
     for dev_id, device in new.unmatched:
         if dev_id not in old_unmatched:
-            log.debug("device matches no rule", extra={"device_id": dev_id, "vid_pid": device.vid_pid})
+            log.debug("device matches no rule", extra={"device_id": dev_id, **_what(device)})
+
+
+def _what(device: UsbDevice | DeclaredDevice) -> dict[str, str]:
+    """What a log line says a device is: its VID:PID for USB, else its kind."""
+    return {"vid_pid": device.vid_pid} if isinstance(device, UsbDevice) else {"kind": device.kind}
 
 
 def _same(a: Snapshot, b: Snapshot) -> bool:

@@ -18,6 +18,7 @@ import msgpack
 from discovery.durations import DurationError, parse_duration
 from discovery.rules.schema.keys import (
     ATTR_SPEC_KEYS,
+    DECLARED_DEVICE_KEYS,
     GROUP_KEYS,
     HEALTH_KEYS,
     INTERFACE_KEYS,
@@ -76,6 +77,25 @@ _MATCH_FORMS: dict[str, Any] = {
 }
 MATCH_SPEC: dict[str, Any] = {key: _MATCH_FORMS.get(key, attr("string")) for key in MATCH_KEYS}
 
+_MOUNT_SPEC = block_list(
+    {key: attr("bool") if key == "read_only" else attr("string", key == "host_path") for key in MOUNT_KEYS}
+)
+_HEALTH_SPEC = block({key: attr("list(string)", True) if key == "command" else attr("string") for key in HEALTH_KEYS})
+
+# One ``devices { }`` block of a declared rule: the rules file's device keys, mounts as ``mount { }``.
+_DECLARED_DEVICE_FORMS: dict[str, dict[str, Any]] = {
+    "id": {"id": attr("string", True)},
+    "values": {"values": block_attrs("string")},
+    "nodes": {"nodes": attr("list(string)")},
+    "env": {"env": block_attrs("string")},
+    "mounts": {"mount": _MOUNT_SPEC},
+    "health": {"health": _HEALTH_SPEC},
+}
+assert set(_DECLARED_DEVICE_FORMS) == set(DECLARED_DEVICE_KEYS), "every declared-device key needs its HCL form"
+DECLARED_DEVICE_SPEC: dict[str, Any] = {
+    name: node for key in DECLARED_DEVICE_KEYS for name, node in _DECLARED_DEVICE_FORMS[key].items()
+}
+
 # Each rules-file key of a rule and its HCL form, under the HCL name(s) it has there. Repeated
 # blocks get singular names (``mount { }`` for ``mounts``), and typed attributes have a block of
 # their own beside the plain ``attributes { k = "v" }``: rule_dict_from_hcl() maps them back.
@@ -95,16 +115,8 @@ _RULE_FORMS: dict[str, dict[str, Any]] = {
     "children": {"children": attr("list(string)")},
     "permissions": {"permissions": attr("string")},
     "env": {"env": block_attrs("string")},
-    "mounts": {
-        "mount": block_list(
-            {key: attr("bool") if key == "read_only" else attr("string", key == "host_path") for key in MOUNT_KEYS}
-        )
-    },
-    "health": {
-        "health": block(
-            {key: attr("list(string)", True) if key == "command" else attr("string") for key in HEALTH_KEYS}
-        )
-    },
+    "mounts": {"mount": _MOUNT_SPEC},
+    "health": {"health": _HEALTH_SPEC},
     "stats": {
         "stats": block(
             {key: attr("list(string)", True) if key == "command" else attr("string") for key in STATS_KEYS}
@@ -112,6 +124,8 @@ _RULE_FORMS: dict[str, dict[str, Any]] = {
     },
     "reset": {"reset": attr("bool")},
     "require_driver": {"require_driver": attr("bool")},
+    "kind": {"kind": attr("string")},
+    "devices": {"devices": block_list(DECLARED_DEVICE_SPEC)},
 }
 assert set(_RULE_FORMS) == set(RULE_KEYS), "every rules-file key needs its HCL form, and only those"
 RULE_SPEC: dict[str, Any] = {name: node for key in RULE_KEYS for name, node in _RULE_FORMS[key].items()}
@@ -271,6 +285,10 @@ def rule_dict_from_hcl(item: Mapping[str, Any]) -> dict[str, Any]:
     mounts = out.pop("mount", None)
     if mounts:
         out["mounts"] = mounts
+    devices = out.pop("devices", None)
+    if devices:  # Nomad sends an absent block list as []: only a rule that has devices gets the key
+        # Nomad sends a list of blocks; another client may send anything: the validator says what is wrong.
+        out["devices"] = [_declared_device_from_hcl(e) for e in devices] if isinstance(devices, list) else devices
     typed = out.pop("attribute", None)
     if typed:  # attribute { name = "ram", value = "8", unit = "GiB" } joins the plain string attributes
         attributes = out.get("attributes", {})
@@ -287,6 +305,17 @@ def rule_dict_from_hcl(item: Mapping[str, Any]) -> dict[str, Any]:
             attributes[name] = spec
         out["attributes"] = attributes
     return out
+
+
+def _declared_device_from_hcl(entry: Any) -> Any:
+    """A ``devices { }`` block as a rules-file device: repeated ``mount`` blocks as ``mounts``."""
+    if not isinstance(entry, dict):
+        return entry  # the rules validator says what is wrong with it
+    device = dict(entry)
+    mounts = device.pop("mount", None)
+    if mounts:
+        device["mounts"] = mounts
+    return device
 
 
 def infer_type(text: str) -> str:

@@ -124,10 +124,13 @@ class Runtime:
         """
         discovery = self.discovery()
         snapshot = discovery.current()
+        from discovery.model import UsbDevice
+
         to_reset = [
             (dev_id, state)
             for dev_id in device_ids
             if (state := snapshot.devices.get(dev_id)) is not None and state.match.reset and state.present
+            and isinstance(state.device, UsbDevice)  # reset is USB-only (the rules refuse it elsewhere)
         ]
         if not to_reset:
             return snapshot
@@ -136,6 +139,7 @@ class Runtime:
         from discovery.sources.usbfs import UsbResetError, reset_device
 
         for dev_id, state in to_reset:
+            assert isinstance(state.device, UsbDevice)
             try:
                 reset_device(state.device.busnum, state.device.devnum)
             except UsbResetError as exc:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from discovery.model import UsbDevice
+from discovery.rules.declared import declaring_spec
+from discovery.model import DeclaredDevice, UsbDevice
 from discovery.rules.matching import render_group
 from discovery.rules.model import GroupKey, Rule
 from discovery.rules.templates import DeviceFacts
@@ -57,7 +58,7 @@ class RuleVerdict:
         else:
             outcome = f"no match: {self.reason}"
         out = [f"{self.rule.describe()}: {outcome}"]
-        if not self.conditions:
+        if not self.conditions and self.rule.kind == "usb":
             out.append("    (no conditions: matches every device)")
         for result in self.conditions:
             mark = "ok  " if result.ok else "FAIL"
@@ -65,15 +66,13 @@ class RuleVerdict:
         return out
 
 
-def verdicts_for(rules: Iterable[Rule], device: UsbDevice, device_id: str | None = None) -> list[RuleVerdict]:
+def verdicts_for(rules: Iterable[Rule], device: UsbDevice | DeclaredDevice, device_id: str | None = None) -> list[RuleVerdict]:
     """How every rule judges ``device``, in order: each condition, and who won."""
     facts = DeviceFacts(device, device_id)
     verdicts: list[RuleVerdict] = []
     decided = False
     for rule in rules:
-        results = [
-            ConditionResult(c.field, c.expected, c.actual(device), c.test(device)) for c in rule.conditions
-        ]
+        results = _results(rule, device)
         failed = [r for r in results if not r.ok]
         matched = not failed
         group: GroupKey | None = None
@@ -103,3 +102,14 @@ def verdicts_for(rules: Iterable[Rule], device: UsbDevice, device_id: str | None
         )
         decided = decided or matched
     return verdicts
+
+
+def _results(rule: Rule, device: UsbDevice | DeclaredDevice) -> list[ConditionResult]:
+    """The rule's conditions checked on ``device``; a rule of another kind fails on its kind alone."""
+    if rule.kind != device.kind:
+        return [ConditionResult("kind", rule.kind, device.kind, False)]
+    if isinstance(device, DeclaredDevice):
+        declared = declaring_spec(rule, device) is not None
+        ids = ", ".join(spec.device_id for spec in rule.devices) or "none"
+        return [ConditionResult("devices", f"one of {ids}", quote(device.device_id), declared)]
+    return [ConditionResult(c.field, c.expected, c.actual(device), c.test(device)) for c in rule.conditions]

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from discovery.rules.errors import RuleIssue, RulesError
 from discovery.rules.model import Rule
 from discovery.rules.ruleset import RuleSet
-from discovery.rules.schema.rule import group_conflicts, rules_from_list, rules_from_tree
+from discovery.rules.schema.rule import rule_conflicts, rules_from_list, rules_from_tree
 from discovery.rules.tree import MAX_BYTES, Issues, PlainSrc, compose_yaml
 
 
@@ -31,7 +31,7 @@ def parse_rules(text: str | bytes, source: str = "<string>") -> RuleSet:
         raise RulesError(issues.sorted())
     root = compose_yaml(text, issues)
     rules = rules_from_tree(root, issues) if root is not None else []
-    issues.items.extend(group_conflicts(rules))
+    issues.items.extend(rule_conflicts(rules))
     if issues:
         raise RulesError(issues.sorted())
     return RuleSet(tuple(rules))
@@ -55,7 +55,7 @@ def rules_from_dicts(items: Sequence[Mapping[str, object]], source: str, field_p
     """
     issues = Issues(source)
     rules = rules_from_list(PlainSrc(items), issues, field_prefix)
-    issues.items.extend(group_conflicts(rules))
+    issues.items.extend(rule_conflicts(rules))
     if issues:
         raise RulesError(issues.sorted())
     return rules

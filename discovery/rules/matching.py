@@ -10,7 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from discovery.model import UsbDevice
+from discovery.rules.declared import declaring_spec, rule_for_device
+from discovery.model import DeclaredDevice, UsbDevice
 from discovery.rules.model import AttrSpec, AttrValue, GroupKey, Rule
 from discovery.rules.schema.values import GROUP_FORBIDDEN, convert_attr, path_problem
 from discovery.rules.templates import DeviceFacts
@@ -78,7 +79,7 @@ class Match:
     notes: tuple[str, ...] = ()
 
 
-def first_match(rules: Iterable[Rule], device: UsbDevice, device_id: str | None = None) -> Match | None:
+def first_match(rules: Iterable[Rule], device: UsbDevice | DeclaredDevice, device_id: str | None = None) -> Match | None:
     """The device's Match under the first rule that takes it; None if none does or it is ignored."""
     facts: DeviceFacts | None = None
     for rule in rules:
@@ -90,11 +91,19 @@ def first_match(rules: Iterable[Rule], device: UsbDevice, device_id: str | None 
             facts = DeviceFacts(device, device_id)
         group = render_group(rule, facts)
         if isinstance(group, GroupKey):
+            if isinstance(device, DeclaredDevice):
+                spec = declaring_spec(rule, device)
+                assert spec is not None  # accepts() found it
+                rule = rule_for_device(rule, spec)
             return build_match(rule, group, facts)
     return None
 
 
-def accepts(rule: Rule, device: UsbDevice) -> bool:
+def accepts(rule: Rule, device: UsbDevice | DeclaredDevice) -> bool:
+    if rule.kind != device.kind:  # a rule takes one kind of device
+        return False
+    if isinstance(device, DeclaredDevice):
+        return declaring_spec(rule, device) is not None
     # A plain loop: this is the hot path of matching, and all() with a generator is slower here.
     for condition in rule.conditions:  # noqa: SIM110
         if not condition.test(device):

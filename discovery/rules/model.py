@@ -135,6 +135,25 @@ class StatsSpec:
 
 
 @dataclass(frozen=True)
+class DeclaredSpec:
+    """One device of a ``kind: declared`` rule as written: its ID, its values and what it adds to the rule's outputs.
+
+    ``values`` are the placeholders only this device has (``{address}``); ``env`` is merged over the
+    rule's, ``mounts`` come after the rule's and ``health`` replaces the rule's (see ``discovery.declared``).
+    """
+
+    device_id: str
+    values: tuple[tuple[str, str], ...] = ()
+    nodes: tuple[Template, ...] = ()
+    env: tuple[tuple[str, Template], ...] = ()
+    mounts: tuple[MountSpec, ...] = ()
+    health: HealthSpec | None = None
+    line: int | None = None
+    column: int | None = None
+    field: str = ""
+
+
+@dataclass(frozen=True)
 class Rule:
     """One validated rule: which devices it takes (``conditions``) and what it makes of them.
 
@@ -162,6 +181,8 @@ class Rule:
     stats: StatsSpec | None = None
     reset: bool = False
     require_driver: bool = False
+    kind: str = "usb"  # which devices the rule takes: "usb" (matched by conditions) or "declared"
+    devices: tuple[DeclaredSpec, ...] = ()  # kind "declared" only: the devices it declares
 
     @property
     def where(self) -> str:

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from discovery.model import UsbDevice
+from discovery.model import DeclaredDevice, UsbDevice
 from discovery.rules import warnings
 from discovery.rules.errors import RuleIssue, RulesError
 from discovery.rules.explain import RuleVerdict, verdicts_for
 from discovery.rules.matching import Match, first_match
 from discovery.rules.model import Rule
-from discovery.rules.schema.rule import group_conflicts
+from discovery.rules.schema.rule import rule_conflicts
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class RuleSet:
             if part is None:
                 continue
             rules.extend(part.rules if isinstance(part, RuleSet) else part)
-        conflicts = group_conflicts(rules)
+        conflicts = rule_conflicts(rules)
         if conflicts:
             raise RulesError(conflicts)
         return cls(tuple(rules))
@@ -45,11 +45,11 @@ class RuleSet:
     def __iter__(self) -> Iterator[Rule]:
         return iter(self.rules)
 
-    def match(self, device: UsbDevice, device_id: str | None = None) -> Match | None:
+    def match(self, device: UsbDevice | DeclaredDevice, device_id: str | None = None) -> Match | None:
         """The device's Match under the first rule that takes it; None if none does or it is ignored."""
         return first_match(self.rules, device, device_id)
 
-    def explain(self, device: UsbDevice, device_id: str | None = None) -> list[RuleVerdict]:
+    def explain(self, device: UsbDevice | DeclaredDevice, device_id: str | None = None) -> list[RuleVerdict]:
         """How every rule judges ``device``, in order: each condition, and who won."""
         return verdicts_for(self.rules, device, device_id)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from discovery.model import UsbDevice
+from discovery.model import DeclaredDevice, UsbDevice
 
 # What each built-in name stands for; docs/rules.md repeats this table.
 BUILTIN_PLACEHOLDERS: dict[str, str] = {
@@ -156,7 +156,7 @@ class DeviceFacts:
 
     __slots__ = ("device", "device_id")
 
-    def __init__(self, device: UsbDevice, device_id: str | None = None) -> None:
+    def __init__(self, device: UsbDevice | DeclaredDevice, device_id: str | None = None) -> None:
         self.device = device
         self.device_id = device_id
 
@@ -172,6 +172,9 @@ class DeviceFacts:
 
     def _builtin(self, name: str) -> str | None:
         device = self.device
+        if not isinstance(device, UsbDevice):  # the other built-ins are USB facts
+            kept = {"serial": device.serial, "port": device.port_path, "sys_name": device.sys_name}
+            return self.device_id if name == "id" else kept.get(name)
         if name == "serial":
             return device.serial
         if name == "vendor_id":

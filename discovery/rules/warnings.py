@@ -39,7 +39,8 @@ def static_warnings(rules: Sequence[Rule]) -> list[RuleIssue]:
         found.append(_issue(rules[position], "", f"can never win: {earlier.describe()} takes every "
                             "device it would match (same or broader conditions)"))  # fmt: skip
     for rule in rules:
-        for where, template in rule.templates():
+        # A declared rule's placeholders are its devices' values, checked exactly at load time.
+        for where, template in rule.templates() if rule.kind == "usb" else ():
             for name in template.placeholders:
                 hint = _placeholder_hint(name)
                 if hint:
@@ -110,7 +111,7 @@ def warnings_for(
         for note in match.notes:
             notes.setdefault((id(winner), note), []).append(label)
     for rule in rules:
-        if id(rule) in statically_dead:
+        if id(rule) in statically_dead or rule.kind == "declared":  # its devices are declared, not attached
             continue
         if id(rule) not in matched_any:
             found.append(_issue(rule, "", f"matches none of the {len(devices)} attached devices"))
@@ -177,6 +178,8 @@ def _issue(rule: Rule, where: str, message: str) -> RuleIssue:
 
 def _shadows(earlier: Rule, later: Rule) -> bool:
     """True when ``earlier`` takes every device ``later`` could match, judged from the rules alone."""
+    if earlier.kind != "usb" or later.kind != "usb":  # declared rules take only their own devices
+        return False
     if not earlier.group_always_renders:
         return False
     return all(any(mine.covers(theirs) for theirs in later.conditions) for mine in earlier.conditions)

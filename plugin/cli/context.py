@@ -73,8 +73,11 @@ class Context:
             raise CliError(rules_error_line(path, exc)) from exc
 
     # -- devices --------------------------------------------------------------------------
-    def inventory(self, rules: RuleSet) -> Inventory:
-        """Every attached device, named and matched as the plugin does; CliError(3) when USB is out of reach."""
+    def inventory(self, rules: RuleSet, check_declared: bool = False) -> Inventory:
+        """Every attached device, named and matched as the plugin does; CliError(3) when USB is out of reach.
+
+        ``check_declared`` runs the declared devices' health checks once, for their health.
+        """
         from discovery.inventory import DeviceAccessError, enumerate_devices, take_inventory
 
         source = self.open_source()
@@ -84,7 +87,7 @@ class Context:
             raise CliError(str(exc), EXIT_ENVIRONMENT) from exc
         finally:
             source.close()
-        return take_inventory(rules, devices, source=source.name)
+        return take_inventory(rules, devices, source=source.name, check_declared=check_declared)
 
     def holders(self) -> Holders:
         """Which allocations hold which devices, asked of the Nomad agent the environment names (never raises)."""

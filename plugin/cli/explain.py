@@ -11,12 +11,14 @@ import argparse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from discovery.declared import declared_devices
 from discovery.inventory import Entry, Inventory
 from discovery.reservation import Reservation, ReservationError, plan_reservation
 from discovery.rules.explain import RuleVerdict
 from discovery.rules.matching import Match
 from discovery.rules.model import AttrValue
 from plugin.cli.context import EXIT_OK, Context
+from plugin.cli.declared import explain as explain_declared
 from plugin.cli.table import Style
 from plugin.cli.view import MATCHED, Result, device_json, result_of, rule_json, rule_ref
 
@@ -28,7 +30,12 @@ _INDENT = "  "
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     path = ctx.rules_path(args.rules)
-    inventory = ctx.inventory(ctx.load_rules(path))
+    rules = ctx.load_rules(path)
+    declared = next((d for d in declared_devices(rules) if d.device_id == args.device.strip()), None)
+    inventory = ctx.inventory(rules, check_declared=declared is not None)
+    state = inventory.find_declared(args.device) if declared is not None else None
+    if state is not None:
+        return explain_declared(ctx, args, inventory, state, path)
     entry = ctx.resolve(inventory, args.device)
     verdicts = inventory.verdicts(entry)
     result = result_of(inventory, entry)

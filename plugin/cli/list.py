@@ -7,8 +7,11 @@ the HELD BY column is left out (a column of "unknown" says nothing) and one line
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from plugin.cli.context import EXIT_OK, Context
+from plugin.cli.declared import declared_json
+from plugin.cli.declared import list_lines as declared_list_lines
 from plugin.cli.table import Cell, Column, render_table
 from plugin.cli.view import (
     IGNORED,
@@ -23,6 +26,10 @@ from plugin.cli.view import (
     rule_ref,
     short_node,
 )
+
+if TYPE_CHECKING:
+    from discovery.inventory import Inventory
+    from plugin.cli.holders import Holders
 
 # What a rule writer needs most stays longest: ID, VID:PID, group and health never drop; serial and
 # manufacturer give way first. Shrinking cuts a cell's end (IDs last: people copy them).
@@ -44,21 +51,28 @@ HELD_BY = len(COLUMNS) - 1
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     path = ctx.rules_path(args.rules)
-    inventory = ctx.inventory(ctx.load_rules(path))
+    show_all = getattr(args, "all", False)
+    inventory = ctx.inventory(ctx.load_rules(path), check_declared=show_all)
     entries = sorted(inventory.entries, key=lambda e: natural_key(e.device.sys_path))
     results = [result_of(inventory, e) for e in entries]
-    holders = ctx.holders() if entries else None
+    declared = inventory.declared if show_all else ()
+    holders = ctx.holders() if entries or declared else None
     if args.json:
-        ctx.print_json({
+        out: dict[str, object] = {
             "source": inventory.source,
             "rules_file": path,
             "devices": [device_json(e, r, holders) for e, r in zip(entries, results, strict=True)],
             "nomad": holders.to_json() if holders is not None else None,
-        })
+        }
+        if show_all:
+            out["declared"] = [declared_json(s, holders) for s in declared]
+        ctx.print_json(out)
         return EXIT_OK
-    if holders is None:  # nothing attached, so nobody was asked
+    if not entries:  # nothing attached, so nobody was asked about USB devices
         ctx.print("no USB devices attached")
+        _print_declared(ctx, inventory, holders, args, show_all)
         return EXIT_OK
+    assert holders is not None
     rows: list[list[Cell]] = []
     for entry, result in zip(entries, results, strict=True):
         d = entry.device
@@ -82,7 +96,19 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     ctx.print()
     ctx.print(_footer(len(entries), results, path, inventory.source))
     ctx.print(holders_line(holders, sum(1 for e in entries if holders.of(e.id))))
+    _print_declared(ctx, inventory, holders, args, show_all)
     return EXIT_OK
+
+
+def _print_declared(
+    ctx: Context, inventory: Inventory, holders: Holders | None, args: argparse.Namespace, show_all: bool
+) -> None:
+    """With --all: the declared devices, below the attached ones."""
+    if not show_all:
+        return
+    ctx.print()
+    for line in declared_list_lines(ctx, inventory, holders, args.wide):
+        ctx.print(line)
 
 
 def _footer(total: int, results: list[Result], path: str | None, source: str) -> str:

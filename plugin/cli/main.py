@@ -138,10 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     rules_option(p)
     json_option(p)
     p.add_argument("--wide", action="store_true", help="never cut cells to fit the terminal")
+    p.add_argument("--all", action="store_true",
+                   help="also the devices the rules declare (kind: declared), their health checks run once")
 
     p = sub("explain", "show how each rule judges one device, condition by condition, and its reservation",
             _command("explain"))
-    p.add_argument("device", metavar="DEVICE", help="ID, VID:PID, sysfs path, /dev node or port")
+    p.add_argument("device", metavar="DEVICE", help="ID (a declared one too), VID:PID, sysfs path, /dev node or port")
     rules_option(p)
     json_option(p)
 

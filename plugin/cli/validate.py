@@ -131,6 +131,9 @@ def _summary(path: str, rules: RuleSet, warnings: list[RuleIssue], checked: int 
              ctx: Context) -> str:
     count = len(rules.rules)
     text = f"{path}: valid, {count} rule{'s' if count != 1 else ''}"
+    declared = sum(len(rule.devices) for rule in rules.rules)
+    if declared:
+        text += f" declaring {declared} device{'s' if declared != 1 else ''}"
     if warnings:
         text += f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}"
         if strict:

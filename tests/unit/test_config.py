@@ -15,7 +15,9 @@ import pytest
 
 from discovery.rules.loader import rules_from_dicts
 from discovery.rules.ruleset import RuleSet
+from discovery.declared import declared_devices
 from discovery.rules.schema.keys import (
+    DECLARED_DEVICE_KEYS,
     GROUP_KEYS,
     HEALTH_KEYS,
     INTERFACE_KEYS,
@@ -60,6 +62,36 @@ def test_inline_rule_spec_has_every_rules_file_key() -> None:
     assert set(nested["mount"]) == set(MOUNT_KEYS)
     assert set(nested["health"]) == set(HEALTH_KEYS)
     assert set(nested["stats"]) == set(STATS_KEYS)
+    devices = nested["devices"]
+    assert {hcl_to_yaml.get(name, name) for name in devices} == set(DECLARED_DEVICE_KEYS)
+    assert set(devices["mount"][1]["nested"]) == set(MOUNT_KEYS)
+    assert set(devices["health"][1]["nested"]) == set(HEALTH_KEYS)
+
+
+def test_config_inline_declared_rule_with_devices_blocks() -> None:
+    """``kind = "declared"`` with ``devices { }`` blocks (absent parts as Nomad sends them) declares the devices."""
+    absent = {"values": None, "nodes": None, "env": None, "mount": [], "health": None}
+    rule = {
+        "kind": "declared",
+        "group": {"vendor": "doyota", "type": "car", "name": "mius"},
+        "env": {"CAR_ADDRESS": "{address}"},
+        "devices": [
+            {**absent, "id": "mius-1", "values": {"address": "10.0.1.5"},
+             "health": {"command": ["/usr/bin/ping", "-c1", "-W1", "{address}"], "interval": "10s", "timeout": None}},
+            {**absent, "id": "mius-2", "values": {"address": "10.0.1.6"},
+             "mount": [{"host_path": "/dev/shm", "task_path": "/car", "read_only": None}]},
+        ],
+        "mount": [],
+    }
+    config = decode_config(encode_config({"rule": [rule]}))
+    rules = RuleSet(tuple(rules_from_dicts([dict(r) for r in config.inline_rules], "plugin config", "rule")))
+    first, second = declared_devices(rules)
+    match = rules.match(first, first.device_id)
+    assert match is not None and match.health is not None
+    assert (match.group, match.env["CAR_ADDRESS"], match.health.argv[-1]) == (("doyota", "car", "mius"), "10.0.1.5",
+                                                                           "10.0.1.5")
+    other = rules.match(second, second.device_id)
+    assert other is not None and [m.task_path for m in other.mounts] == ["/car"] and other.health is None
 
 
 def test_config_defaults_from_nomad_empty_block() -> None:

@@ -15,6 +15,13 @@ from dataclasses import replace
 from discovery.rules.errors import RuleIssue
 from discovery.rules.model import DEFAULT_PERMISSIONS, AttrSpec, GroupKey, Rule
 from discovery.rules.schema.attributes import read_attributes
+from discovery.rules.schema.declared import (
+    check_placeholders,
+    declared_id_conflicts,
+    read_devices,
+    read_kind,
+    refuse_other_kinds_keys,
+)
 from discovery.rules.schema.keys import IGNORE_RULE_KEYS, MISPLACED_IN_RULE, RULE_KEYS
 from discovery.rules.schema.match import read_match
 from discovery.rules.schema.outputs import (
@@ -62,6 +69,11 @@ def rules_from_list(src: Src, issues: Issues, prefix: str) -> list[Rule]:
         if rule is not None:
             rules.append(rule)
     return rules
+
+
+def rule_conflicts(rules: Sequence[Rule]) -> list[RuleIssue]:
+    """Problems between rules: groups made with different attributes, declared device IDs given twice."""
+    return group_conflicts(rules) + declared_id_conflicts(rules)
 
 
 def group_conflicts(rules: Sequence[Rule]) -> list[RuleIssue]:
@@ -117,10 +129,14 @@ def read_rule(r: Reader, src: Src, index: int, field: str) -> Rule | None:
     label = field  # a rule without a name is known by its place: rules[2]
     if "name" in value:
         label = r.text(value["name"], f"{field}.name", non_empty=True) or label
+    kind = read_kind(r, value.get("kind"), f"{field}.kind")
+    if kind is None:
+        return None  # what else the rule needs depends on its kind: report only that
+    refuse_other_kinds_keys(r, keys, kind, field)
     before_ignore = len(r.issues.items)
-    ignore = r.boolean(value.get("ignore"), f"{field}.ignore", False)
+    ignore = r.boolean(value.get("ignore"), f"{field}.ignore", False) if kind == "usb" else False
     ignore_valid = len(r.issues.items) == before_ignore
-    conditions = read_match(r, value["match"], f"{field}.match") if "match" in value else ()
+    conditions = read_match(r, value["match"], f"{field}.match") if "match" in value and kind == "usb" else ()
     rule = Rule(
         index=index,
         label=label,
@@ -130,6 +146,7 @@ def read_rule(r: Reader, src: Src, index: int, field: str) -> Rule | None:
         field=field,
         conditions=conditions,
         ignore=ignore,
+        kind=kind,
     )
     # With a bad 'ignore' it is unknown what else the rule needs: report only that.
     if ignore_valid and ignore:
@@ -141,6 +158,8 @@ def read_rule(r: Reader, src: Src, index: int, field: str) -> Rule | None:
         r.error(src, f"{field}.group", missing)
     elif ignore_valid:
         rule = _with_outputs(r, rule, value, field)
+        if kind == "declared":
+            rule = _with_devices(r, rule, value, src, field)
     if len(r.issues.items) > before:
         return None
     return rule
@@ -168,3 +187,17 @@ def _with_outputs(r: Reader, rule: Rule, value: dict[str, Src], field: str) -> R
         reset=r.boolean(value.get("reset"), f"{field}.reset", False),
         require_driver=r.boolean(value.get("require_driver"), f"{field}.require_driver", False),
     )
+
+
+def _with_devices(r: Reader, rule: Rule, value: dict[str, Src], src: Src, field: str) -> Rule:
+    """A declared rule with its ``devices:`` list, each device's placeholders checked against its values."""
+    if "devices" not in value:
+        r.error(src, f"{field}.devices", "missing: a declared rule lists its devices under 'devices:' "
+                "(each with an 'id')")  # fmt: skip
+        return rule
+    devices = read_devices(r, value["devices"], f"{field}.devices")
+    if devices is None:
+        return rule
+    rule = replace(rule, devices=devices)
+    check_placeholders(r, rule)
+    return rule
