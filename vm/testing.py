@@ -15,10 +15,21 @@ from pathlib import Path
 from typing import Any
 
 from vm.build import ensure_image
-from vm.hotplug import EmulatedDevice, GadgetDevice, Plugged, plug_and_wait, unplug_and_wait
+from vm.hotplug import (
+    CardPlugged,
+    EmulatedDevice,
+    GadgetDevice,
+    PciSerialCard,
+    Plugged,
+    plug_and_wait,
+    plug_card_and_wait,
+    unplug_and_wait,
+    unplug_card_and_wait,
+)
 from vm.machine import Guest
 
 ROOT_PORTS = range(1, 9)  # qemu-xhci p2=8 (see vm.machine)
+PCI_SLOTS = range(0x10, 0x20)  # free slots of the root PCI bus (QEMU's own devices sit below 0x10)
 KINDS = ("serial", "keyboard", "storage", "gadget")
 STEP_ORDER = {"plug": 0, "unplug": 1, "replug": 2, "healthy": 3, "edit": 4}  # how the report lists them
 
@@ -98,7 +109,9 @@ class Devices:
         self.guest = guest
         self.report = report
         self.plugged: dict[int, Plugged] = {}  # id(device) -> what plug_and_wait saw
+        self.cards: dict[int, CardPlugged] = {}  # id(card) -> what plug_card_and_wait saw
         self._ports: dict[int, int] = {}
+        self._slots: dict[int, int] = {}
 
     def make(self, kind: str, chardev_out: str | None = None) -> EmulatedDevice | GadgetDevice:
         """A new device of ``kind`` (serial, keyboard, storage or gadget); a serial may write to ``chardev_out``."""
@@ -128,11 +141,39 @@ class Devices:
             self.report.latency(plugged.device.kind, latencies, "unplug → ")
         return latencies
 
+    def make_card(self, ports: int = 2) -> PciSerialCard:
+        """A new QEMU PCI serial card with ``ports`` ports, in a free slot of the root bus."""
+        n = next(self._counter)
+        used = set(self._slots.values())
+        slot = next(s for s in PCI_SLOTS if s not in used)
+        card = PciSerialCard(id=f"pciser{n}", slot=slot, ports=ports)
+        self._slots[id(card)] = slot
+        return card
+
+    def plug_card(self, card: PciSerialCard) -> CardPlugged:
+        """Plug and wait for udev to announce the card, its driver and its ports' ttys."""
+        plugged = plug_card_and_wait(self.guest, card)
+        self.cards[id(card)] = plugged
+        if self.report is not None:
+            self.report.latency(card.kind, plugged.latency, "plug → ")
+        return plugged
+
+    def unplug_card(self, plugged: CardPlugged) -> dict[str, float]:
+        """Unplug and wait for udev's remove of the ports' ttys and of the card."""
+        latencies = unplug_card_and_wait(self.guest, plugged)
+        self.cards.pop(id(plugged.card), None)
+        if self.report is not None:
+            self.report.latency(plugged.card.kind, latencies, "unplug → ")
+        return latencies
+
     def cleanup(self) -> None:
         """Unplug whatever is still plugged."""
         for plugged in list(self.plugged.values()):
             self.unplug(plugged)
+        for card in list(self.cards.values()):
+            self.unplug_card(card)
         self._ports.clear()
+        self._slots.clear()
 
 
 @contextlib.contextmanager

@@ -91,9 +91,10 @@ def test_attributes_equal_the_sysfs_files(testbed: Testbed, name: str) -> None:
 
 
 KERNEL_RECORDINGS = sorted((FIXTURES_DIR / "kernel").glob("*.umockdev"))
+KERNEL_USB_RECORDINGS = [f for f in KERNEL_RECORDINGS if "E: DEVTYPE=usb_device" in f.read_text(encoding="utf-8")]
 
 
-@pytest.mark.parametrize("file", KERNEL_RECORDINGS, ids=[f.stem for f in KERNEL_RECORDINGS])
+@pytest.mark.parametrize("file", KERNEL_USB_RECORDINGS, ids=[f.stem for f in KERNEL_USB_RECORDINGS])
 def test_attributes_equal_the_files_of_a_real_kernel_recording(testbed: Testbed, file: Path) -> None:
     """A device recorded from a real kernel reads with the attribute values that kernel showed."""
     testbed.plug(load_recording(file))
@@ -105,6 +106,23 @@ def test_attributes_equal_the_files_of_a_real_kernel_recording(testbed: Testbed,
             files[attr] = path.read_bytes().decode("utf-8", errors="replace").strip()
     assert dict(device.attributes) == files
     assert [i.number for i in device.interfaces] == list(range(int(files["bNumInterfaces"])))
+
+
+def test_real_kernel_pci_serial_card_is_no_usb_device(testbed: Testbed) -> None:
+    """QEMU's two-port PCI serial card as a real kernel showed it: two ttys below a PCI function, no USB device."""
+    testbed.plug(load_recording(FIXTURES_DIR / "kernel" / "qemu-pci-serial-2x.umockdev"))
+    assert UdevSource().enumerate() == []
+    context = pyudev.Context()
+    ttys = [pyudev.Devices.from_sys_path(context, f"/sys/devices/pci0000:00/0000:00:10.0/tty/{name}")
+            for name in ("ttyS1", "ttyS2")]
+    for tty in ttys:
+        card = tty.find_parent("pci")
+        assert card is not None and card.sys_name == "0000:00:10.0"
+        assert (card.attributes.asstring("vendor"), card.attributes.asstring("device")) == ("0x1b36", "0x0003")
+        assert card.driver == "serial"
+        # udev's rules give a PCI tty no ID_PATH of its own (path_id runs for ttyUSB/ttyACM only): its card has it
+        assert "ID_PATH" not in tty.properties and card.properties.get("ID_PATH") == "pci-0000:00:10.0"
+    assert [tty.device_node for tty in ttys] == ["/dev/ttyS1", "/dev/ttyS2"]
 
 
 def _with_descriptors(testbed: Testbed, handle: Plugged, content: bytes | None) -> None:

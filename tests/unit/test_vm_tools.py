@@ -15,6 +15,7 @@ from vm import build, machine, nomad
 from vm.guest.nomad_queries import devices_from_node, find_instance, item_matches, wall_from_hclog
 from vm.guest.queries import find
 from vm.guest.udevlog import Event
+from vm.hotplug import PciSerialCard
 from vm.qmp import QMP, QMPError
 from vm.testing import Report
 
@@ -138,6 +139,42 @@ def test_qmp_error_reply_raises_with_qemu_text(qmp_pair: tuple[socket.socket, so
     qmp = QMP(ours, timeout=10)
     with pytest.raises(QMPError, match="Duplicate device ID 'ser1'"):
         qmp.execute("device_add", {"driver": "usb-serial", "id": "ser1"}, timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("ports", "driver", "links"),
+    [(1, "pci-serial", {"chardev": "card-chr1"}),
+     (2, "pci-serial-2x", {"chardev1": "card-chr1", "chardev2": "card-chr2"})],
+    ids=["one-port", "two-port"],
+)
+def test_pci_serial_card_plugs_into_a_root_bus_slot_and_unplugs_after_the_guest_ejects(
+    ports: int, driver: str, links: dict, qmp_pair: tuple[socket.socket, socket.socket], tmp_path: Path
+) -> None:
+    """A chardev per port, device_add into the slot on pci.0 with QEMU's port property names; device_del waits
+    for DEVICE_DELETED before the chardevs go."""
+    ours, theirs = qmp_pair
+    fake = FakeQemu(theirs, {"device_del": [{"return": {}}, {"event": "DEVICE_DELETED", "data": {"device": "card"}}]})
+    fake.thread.start()
+    guest = machine.Guest(build.Image(tmp_path, tmp_path / "vmlinuz", tmp_path / "initrd", {}), tmp_path)
+    guest.qmp = QMP(ours, timeout=10)
+    card = PciSerialCard(id="card", slot=0x11, ports=ports)
+    card.prepare(guest)
+    card.plug(guest)
+    card.unplug(guest)
+    chardevs = [f"card-chr{n}" for n in range(1, ports + 1)]
+    assert [(c["execute"], c.get("arguments", {}).get("id")) for c in fake.commands[1:]] == [
+        *(("chardev-add", c) for c in chardevs), ("device_add", "card"), ("device_del", "card"),
+        *(("chardev-remove", c) for c in chardevs)]
+    device_add = fake.commands[1 + ports]["arguments"]
+    assert device_add == {"driver": driver, "id": "card", "bus": "pci.0", "addr": "0x11", **links}
+    assert (card.slot_name, card.devpath) == ("0000:00:11.0", "/devices/pci0000:00/0000:00:11.0")
+
+
+def test_pci_serial_card_refuses_a_port_count_qemu_or_the_guest_cannot_give() -> None:
+    """Four ports would need a fourth free ttyS slot in the guest; three QEMU has no card for."""
+    for ports in (3, 4):
+        with pytest.raises(ValueError, match="ports"):
+            PciSerialCard(id="card", slot=0x10, ports=ports)
 
 
 def make_event(**overrides: object) -> Event:

@@ -229,6 +229,12 @@ class Agent:
 
         return record.record_usb_device(serial, vendor_product)
 
+    def op_record_pci_device(self, slot_name: str) -> str:
+        """A plugged PCI function and the devices with a node below it as a umockdev recording."""
+        import record  # noqa: PLC0415
+
+        return record.record_pci_device(slot_name)
+
     # --- a Nomad dev agent with the installed plugin (see nomad_session) -------------------------
     def _nomad(self) -> nomad_session.NomadSession:
         if self.nomad is None:

@@ -1,9 +1,11 @@
-"""Guest side: a plugged usb_device, with its interfaces, as a umockdev recording read from a real kernel.
+"""Guest side: a plugged device, with its children, as a umockdev recording read from a real kernel.
 
 What ``umockdev-record`` would write for the device's sysfs directories (udev properties, every
 readable attribute, the binary ``descriptors``, the driver link, the node), so that descriptor
-parsing and attribute formatting are tested against what a kernel really shows. The host writes the
-text to ``fixtures/kernel/`` (``python -m vm.record_fixtures``).
+parsing and attribute formatting are tested against what a kernel really shows. Two kinds: a
+usb_device with its interfaces, and a PCI function with the class devices that have a node below
+it (a serial card's ttys). The host writes the text to ``fixtures/kernel/``
+(``python -m vm.record_fixtures``).
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ from discovery.fake.recording import DeviceRecord, format_recording
 
 INTERFACE = re.compile(r"^\d+-[\d.]+:\d+\.\d+$")
 SKIPPED = frozenset({"uevent", "remove"})  # the event trigger, and a write-only file
+# A PCI function's BAR files: reading an I/O BAR's file does port I/O on the device (a UART's
+# receive register loses its byte), and a ROM or memory BAR is not an attribute anyone matches on.
+PCI_SKIPPED = re.compile(r"^(resource\d+(_wc)?|rom)$")
 
 
 def _attributes(path: str) -> dict[str, bytes]:
     found = {}
     for name in sorted(os.listdir(path)):
         file = os.path.join(path, name)
-        if name in SKIPPED or os.path.islink(file) or not os.path.isfile(file):
+        if name in SKIPPED or PCI_SKIPPED.match(name) or os.path.islink(file) or not os.path.isfile(file):
             continue
         try:
             with open(file, "rb") as handle:
@@ -53,3 +58,13 @@ def record_usb_device(serial: str | None = None, vendor_product: str | None = No
         # umockdev-record writes each device before its parents
         return format_recording([*(_record(i) for i in interfaces), _record(device)])
     raise LookupError(f"no usb_device with serial {serial} / ids {vendor_product}")
+
+
+def record_pci_device(slot_name: str) -> str:
+    """The recording of the PCI function ``0000:00:10.0`` and every device with a node below it."""
+    context = pyudev.Context()
+    function = pyudev.Devices.from_name(context, "pci", slot_name)
+    below = [device for device in context.list_devices() if device.device_node
+             and device.sys_path.startswith(function.sys_path + "/")]
+    below.sort(key=lambda device: device.sys_path)
+    return format_recording([*(_record(device) for device in below), _record(function)])
