@@ -117,6 +117,14 @@ rules:
     match: {{vendor_id: 10c4, product_id: ea60, serial: "FARM*"}}
     group: {{vendor: espressif, type: board, name: esp32-farm}}
     stats: {{command: [/bin/sh, "{readings}", "{{serial}}"], interval: 1s, timeout: 1s, summary: vbus}}
+  - name: a car on the test bench, declared (udev cannot see it)
+    kind: declared
+    group: {{vendor: doyota, type: car, name: mius}}
+    devices:
+      - id: mius-bench-1
+        values: {{address: 192.0.2.10}}
+    env: {{CAR_ADDRESS: "{{address}}"}}
+    health: {{command: [/usr/bin/test, -e, "{ready}/car-{{id}}"], interval: 1s, timeout: 1s}}
 """
 # What a farm board's stats command prints: as a board answering its status query would (docs/rules.md).
 READINGS_SCRIPT = """\
