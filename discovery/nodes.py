@@ -6,10 +6,10 @@ import os
 import stat
 from collections.abc import Callable, Collection
 
-from discovery.model import Child, UsbDevice
+from discovery.model import Child, Device
 
 
-def handed_over_children(device: UsbDevice, subsystems: Collection[str] | None) -> list[Child]:
+def handed_over_children(device: Device, subsystems: Collection[str] | None) -> list[Child]:
     """Children with a /dev node, limited to ``subsystems`` when the rule names some."""
     return [
         c
@@ -18,8 +18,8 @@ def handed_over_children(device: UsbDevice, subsystems: Collection[str] | None) 
     ]
 
 
-def handed_over_nodes(device: UsbDevice, subsystems: Collection[str] | None) -> list[str]:
-    """The USB node first, then each handed-over child node, without duplicates."""
+def handed_over_nodes(device: Device, subsystems: Collection[str] | None) -> list[str]:
+    """The device's own node first (USB: /dev/bus/usb/...; udev: /dev/ttyAMA0), then each handed-over child node, without duplicates."""
     nodes = [device.device_node] if device.device_node else []
     for child in handed_over_children(device, subsystems):
         assert child.device_node is not None

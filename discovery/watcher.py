@@ -32,7 +32,8 @@ from discovery.idstore import IdStore
 from discovery.readings import Problem, ReadingsResult
 from discovery.readings_book import ReadingsBook
 from discovery.snapshot import Snapshot
-from discovery.sources.base import DeviceSource, EventsLostError, SourceError
+from discovery.model import Device, UsbDevice
+from discovery.sources.base import DeviceSource, EventsLostError, NodeSubsystems, SourceError
 from discovery.stats_command import run_stats_command
 from discovery.table import DeviceTable
 
@@ -49,6 +50,13 @@ RETRY_SOURCE_MAX_S = 60.0  # doubling while it keeps failing, up to this
 
 
 RulesLoader = Callable[[], "RuleSet"]
+# Which non-USB devices the rules need listed (see discovery.sources.base.NodeSubsystems).
+NodeSubsystemsOf = Callable[["RuleSet"], NodeSubsystems]
+
+
+def no_node_subsystems(rules: RuleSet) -> NodeSubsystems:
+    """USB devices only: what rules without ``kind: udev`` need."""
+    return None
 
 
 class Discovery:
@@ -66,8 +74,10 @@ class Discovery:
         wall: Callable[[], float] = time.time,
         health_workers: int = 4,
         id_store: IdStore | None = None,
+        node_subsystems: NodeSubsystemsOf = no_node_subsystems,
     ) -> None:
         self._source = source
+        self._node_subsystems = node_subsystems  # asked at start and at every reload
         self._id_store = id_store  # where the ID memory lives between runs; None: IDs are not remembered
         self._load_rules = load_rules
         self._rules_file = rules_file
@@ -118,7 +128,9 @@ class Discovery:
         If anything fails, everything opened so far is closed again and the error is raised.
         """
         try:
-            self._table.set_rules(self._load_rules())
+            rules = self._load_rules()
+            self._table.set_rules(rules)
+            self._source.set_node_subsystems(self._node_subsystems(rules))
             if self._id_store is not None:
                 self._table.memory = self._id_store.load()  # before the first IDs are given
             self._source.start()  # the monitor listens before we enumerate: no event falls in between
@@ -307,8 +319,9 @@ class Discovery:
         if not events:
             return
         for event in events:
-            if event.usb_sys_path is not None:  # the device itself, or the one a tty/hidraw/... is below
-                self._dirty.add(event.usb_sys_path)
+            # the usb_device itself or the one a tty/hidraw/... is below, or a listed non-USB node device
+            if event.device_sys_path is not None:
+                self._dirty.add(event.device_sys_path)
         self._open_window(now)
 
     def _on_overflow(self, now: float, exc: EventsLostError) -> None:
@@ -401,6 +414,8 @@ class Discovery:
             return
         self._rules_error = None
         self._table.set_rules(rules)
+        if self._source.set_node_subsystems(self._node_subsystems(rules)):
+            self._full_rescan = True  # other non-USB devices are listed now: read them all again
         self._commands_stale = True
         self._health_due.clear()
         self._stats_due.clear()  # a changed command runs at once, with its problems logged anew
@@ -514,7 +529,7 @@ def log_changes(old: Snapshot, new: Snapshot) -> None:
     """One info line per device that appeared, left, or changed health: what an operator wants in the agent log."""
     for dev_id, state in new.devices.items():
         before = old.devices.get(dev_id)
-        context = {"device_id": dev_id, "group": "/".join(state.group), "vid_pid": state.device.vid_pid}
+        context = {"device_id": dev_id, "group": "/".join(state.group), **device_context(state.device)}
         if before is None:
             if state.healthy:
                 log.info("device added", extra=context)
@@ -533,7 +548,14 @@ def log_changes(old: Snapshot, new: Snapshot) -> None:
     old_unmatched = {i for i, _ in old.unmatched}
     for dev_id, device in new.unmatched:
         if dev_id not in old_unmatched:
-            log.debug("device matches no rule", extra={"device_id": dev_id, "vid_pid": device.vid_pid})
+            log.debug("device matches no rule", extra={"device_id": dev_id, **device_context(device)})
+
+
+def device_context(device: Device) -> dict[str, str]:
+    """How a log line names a device: ``vid_pid`` for USB (as it always did), else its kind and label."""
+    if isinstance(device, UsbDevice):
+        return {"vid_pid": device.vid_pid}
+    return {"kind": device.kind, "device": device.label}
 
 
 def _same(a: Snapshot, b: Snapshot) -> bool:

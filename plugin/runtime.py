@@ -131,13 +131,17 @@ class Runtime:
         ]
         if not to_reset:
             return snapshot
+        from discovery.model import UsbDevice
         from discovery.nodes import handed_over_children
         from discovery.reservation import DeviceUnavailableError
         from discovery.sources.usbfs import UsbResetError, reset_device
 
         for dev_id, state in to_reset:
+            device = state.device
+            if not isinstance(device, UsbDevice):
+                continue  # only a USB device can be reset (rules offer reset for kind: usb only)
             try:
-                reset_device(state.device.busnum, state.device.devnum)
+                reset_device(device.busnum, device.devnum)
             except UsbResetError as exc:
                 raise DeviceUnavailableError(f"device {dev_id} could not be reset: {exc}") from exc
             log.info("device reset before hand-over", extra={"device_id": dev_id})

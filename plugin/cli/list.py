@@ -1,5 +1,8 @@
 """``list``: every attached USB device, its stable ID, its nodes, what the rules make of it, and who holds it.
 
+``--all`` adds every other device with a node (kind ``udev``: an on-board UART, a GPIO chip, a PCI
+card's ports) and a KIND column; a udev device's DEVICE cell is its subsystem and kernel name.
+
 Holders come from the local Nomad agent (``plugin.cli.holders``). Without an agent that answers,
 the HELD BY column is left out (a column of "unknown" says nothing) and one line under the table says why.
 """
@@ -8,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 
+from discovery.model import Device, UsbDevice
+from discovery.sources.base import ALL_NODE_SUBSYSTEMS
 from plugin.cli.context import EXIT_OK, Context
 from plugin.cli.table import Cell, Column, render_table
 from plugin.cli.view import (
     IGNORED,
     MATCHED,
     Result,
-    child_nodes,
     device_json,
     held_by_text,
     holders_line,
@@ -22,6 +26,7 @@ from plugin.cli.view import (
     result_of,
     rule_ref,
     short_node,
+    shown_nodes,
 )
 
 # What a rule writer needs most stays longest: ID, VID:PID, group and health never drop; serial and
@@ -40,29 +45,36 @@ COLUMNS = (
     Column("HELD BY", min_width=8, shrink=10, drop=7),
 )
 HELD_BY = len(COLUMNS) - 1
+# --all: a KIND column after the ID, and the VID:PID column names any kind of device.
+ALL_COLUMNS = (COLUMNS[0], Column("KIND", min_width=4), Column("DEVICE", min_width=9, shrink=11), *COLUMNS[2:])
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     path = ctx.rules_path(args.rules)
-    inventory = ctx.inventory(ctx.load_rules(path))
-    entries = sorted(inventory.entries, key=lambda e: natural_key(e.device.sys_path))
+    every = bool(args.all)
+    inventory = ctx.inventory(ctx.load_rules(path), ALL_NODE_SUBSYSTEMS if every else None)
+    usb = sorted(inventory.entries, key=lambda e: natural_key(e.device.sys_path))
+    entries = [*usb, *sorted(inventory.others, key=lambda e: natural_key(e.device.sys_path))]
     results = [result_of(inventory, e) for e in entries]
     holders = ctx.holders() if entries else None
     if args.json:
+        devices = [device_json(e, r, holders) for e, r in zip(entries, results, strict=True)]
+        if every:  # which fields a device has depends on its kind: say it for every one
+            devices = [{"kind": e.device.kind, **d} for e, d in zip(entries, devices, strict=True)]
         ctx.print_json({
             "source": inventory.source,
             "rules_file": path,
-            "devices": [device_json(e, r, holders) for e, r in zip(entries, results, strict=True)],
+            "devices": devices,
             "nomad": holders.to_json() if holders is not None else None,
         })
         return EXIT_OK
     if holders is None:  # nothing attached, so nobody was asked
-        ctx.print("no USB devices attached")
+        ctx.print("no devices with a node attached" if every else "no USB devices attached")
         return EXIT_OK
     rows: list[list[Cell]] = []
     for entry, result in zip(entries, results, strict=True):
         d = entry.device
-        nodes = " ".join(short_node(n) for n in child_nodes(d)) or "-"
+        nodes = " ".join(short_node(n) for n in shown_nodes(d)) or "-"
         if result.status == MATCHED:
             group: Cell = result.text
             health: Cell = "ok" if result.healthy else (result.reason, ("red",))
@@ -70,19 +82,32 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             group = (result.text, ("dim",) if result.status == IGNORED else ("yellow",))
             health = "-"
         held: Cell = held_by_text(holders.of(entry.id)) if result.status == MATCHED else "-"
-        rows.append([
-            entry.id, d.vid_pid, d.manufacturer or "-", d.product or "-", d.serial or "-", d.sys_name,
-            nodes, group, rule_ref(result.rule) if result.rule else "-", health, held,
-        ])
-    columns: tuple[Column, ...] = COLUMNS
+        row: list[Cell] = [
+            entry.id, *_identity_cells(d), d.serial or "-", _port(d), nodes, group,
+            rule_ref(result.rule) if result.rule else "-", health, held,
+        ]
+        rows.append([row[0], d.kind, *row[1:]] if every else row)
+    columns: tuple[Column, ...] = ALL_COLUMNS if every else COLUMNS
     if not holders.known:
-        columns, rows = COLUMNS[:HELD_BY], [row[:HELD_BY] for row in rows]
+        columns, rows = columns[:-1], [row[:-1] for row in rows]
     for line in render_table(columns, rows, None if args.wide else ctx.width, ctx.style):
         ctx.print(line)
     ctx.print()
     ctx.print(_footer(len(entries), results, path, inventory.source))
     ctx.print(holders_line(holders, sum(1 for e in entries if holders.of(e.id))))
     return EXIT_OK
+
+
+def _identity_cells(d: Device) -> list[Cell]:
+    """VID:PID (or the subsystem and kernel name), manufacturer and product."""
+    if isinstance(d, UsbDevice):
+        return [d.vid_pid, d.manufacturer or "-", d.product or "-"]
+    return [d.label, "-", "-"]
+
+
+def _port(d: Device) -> str:
+    """A USB device's kernel name (``1-5.2``), another device's place (ID_PATH or its bus parent)."""
+    return d.sys_name if isinstance(d, UsbDevice) else d.port_path
 
 
 def _footer(total: int, results: list[Result], path: str | None, source: str) -> str:
