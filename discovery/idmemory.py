@@ -28,8 +28,9 @@ MAX_REMEMBERED = 10_000
 FORMAT_VERSION = 1
 UDEV = "udev"  # a saved entry's "kind" for udev devices; USB entries have no "kind" (the format predates it)
 
-# USB: (vendor_id, product_id, serial, port path); udev: ("udev", subsystem, serial, port path).
-Key = tuple[int, int, str, str] | tuple[str, str, str, str]
+# USB: (vendor_id, product_id, serial, port path); udev: ("udev", subsystem, serial, port path, kernel name),
+# the kernel name because the ports of one PCI card share a port path.
+Key = tuple[int, int, str, str] | tuple[str, str, str, str, str]
 
 
 def key_of(device: Device) -> Key | None:
@@ -41,7 +42,7 @@ def key_of(device: Device) -> Key | None:
     if isinstance(device, UsbDevice):
         return (device.vendor_id, device.product_id, device.serial, device.port_path)
     if isinstance(device, NodeDevice):
-        return (UDEV, device.subsystem, device.serial, device.port_path)
+        return (UDEV, device.subsystem, device.serial, device.port_path, device.sys_name)
     return None
 
 
@@ -110,9 +111,9 @@ class IdMemory:
             try:
                 key: Key
                 if item.get("kind") == UDEV:
-                    key = (UDEV, item["subsystem"], item["serial"], item["port"])
-                    if not isinstance(key[1], str) or not key[1]:
-                        raise ValueError("no subsystem")
+                    key = (UDEV, item["subsystem"], item["serial"], item["port"], item["kernel"])
+                    if not all(isinstance(x, str) and x for x in (key[1], key[4])):
+                        raise ValueError("no subsystem or kernel name")
                 else:
                     key = (int(item["vendor_id"], 16), int(item["product_id"], 16), item["serial"], item["port"])
                 dev_id = item["id"]
@@ -126,8 +127,9 @@ class IdMemory:
 
 
 def _entry_json(key: Key, dev_id: str) -> dict[str, str]:
-    first, second, serial, port = key
-    if isinstance(first, str):  # a udev device
-        return {"kind": UDEV, "subsystem": str(second), "serial": serial, "port": port, "id": dev_id}
-    return {"vendor_id": f"{first:04x}", "product_id": f"{int(second):04x}", "serial": serial, "port": port,
+    if len(key) == 5:  # a udev device
+        _, subsystem, serial, port, kernel = key
+        return {"kind": UDEV, "subsystem": subsystem, "serial": serial, "port": port, "kernel": kernel, "id": dev_id}
+    vendor_id, product_id, serial, port = key
+    return {"vendor_id": f"{vendor_id:04x}", "product_id": f"{product_id:04x}", "serial": serial, "port": port,
             "id": dev_id}
