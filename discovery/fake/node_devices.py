@@ -156,21 +156,31 @@ def _pci_function(path: str, slot: str, driver: str, vendor: int, device: int, s
     })
 
 
-def make_pcie_serial_card() -> FakeBoard:
-    """An Oxford OXPCIe952-style dual UART card at 0000:03:00.0 (8250_pci's ``serial`` driver): ttyS4 and ttyS5."""
-    slot = "0000:03:00.0"
-    card = f"/devices/pci0000:00/0000:00:1c.0/{slot}"
+def make_pcie_serial_card(bus: int = 3, first_line: int = 4, port: str = "0000:00:1c.0") -> FakeBoard:
+    """An Oxford OXPCIe952-style dual UART card at 0000:03:00.0 (8250_pci's ``serial`` driver): ttyS4 and ttyS5.
+
+    ``bus`` and ``first_line`` place another card (0000:<bus>:00.0, ttyS<first_line> and the next).
+    """
+    slot = f"0000:{bus:02x}:00.0"
+    card = f"/devices/pci0000:00/{port}/{slot}"
     parents = (
-        _pcie_port("0000:00:1c.0"),
+        _pcie_port(port),
         _pci_function(card, slot, "serial", 0x1415, 0xC158, 0x1415, 0xC158, 0x070002,
                       "Oxford Semiconductor Ltd", "OXPCIe952 Dual Native 950 UART"),
     )
     nodes = tuple(
         FakeNode(f"{card}/tty/ttyS{n}", "tty", TTY_S_MAJOR, 64 + n, f"ttyS{n}", (),
                  id_path_properties(f"pci-{slot}"), {"type": "4", "line": str(n), "port": f"0x{0xe000 + 8 * n:x}"})
-        for n in (4, 5)
+        for n in (first_line, first_line + 1)
     )
     return FakeBoard(parents, nodes)
+
+
+def make_serial_card_fleet(count: int) -> list[FakeBoard]:
+    """``count`` dual-UART cards behind one PCIe switch port (the first keeps its root port): 2 ttys each."""
+    first = make_pcie_serial_card(bus=0x10, first_line=4, port="0000:00:1d.0")
+    rest = [make_pcie_serial_card(bus=0x10 + i, first_line=4 + 2 * i, port="0000:00:1d.0") for i in range(1, count)]
+    return [first] + [FakeBoard(card.parents[1:], card.nodes) for card in rest]
 
 
 def make_v4l2_capture_card() -> FakeBoard:
