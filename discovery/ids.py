@@ -2,9 +2,14 @@
 
 An ID is built from what the device says about itself (vendor, product, serial) when the serial
 can tell it apart; otherwise from where it is plugged in (the physical port path). Bus and device
-numbers change on every replug, so they never take part. IDs always start with ``usb-`` so Nomad
-never reads one as a number (``${device.ids}`` constraints fail on numeric IDs) and never contain
-a comma (Nomad joins IDs with commas).
+numbers change on every replug, so they never take part. IDs always start with a word (``usb-``,
+a udev subsystem such as ``tty-``) so Nomad never reads one as a number (``${device.ids}``
+constraints fail on numeric IDs) and never contain a comma (Nomad joins IDs with commas).
+
+The same rules for each kind of device: USB ``usb-<vid>-<pid>-<serial>`` or
+``usb-<vid>-<pid>-port-<port>``; other udev devices ``<subsystem>-<serial>`` or
+``<subsystem>-<port>-<kernel name>`` (one PCI card's ports share a port path, so the kernel name
+tells them apart: ``tty-pci-03_00.0-ttyS4``); declared devices the operator's own ID.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-from discovery.model import UsbDevice
+from discovery.model import DeclaredDevice, Device, NodeDevice, UsbDevice
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:-]+")
 _ZEROS_THEN_DIGIT = re.compile(r"^0+[0-9]$")
@@ -65,13 +70,17 @@ def _safe(text: str) -> str:
     return cleaned
 
 
-def serial_id(device: UsbDevice) -> str:
-    serial = (device.serial or "").strip()
+def _safe_serial(serial: str | None) -> str:
+    serial = (serial or "").strip()
     safe = _safe(serial)
     if safe != serial and "~" not in safe:
         # Cleaning changed the text: a short hash of the real serial keeps "AB CD" and "AB_CD" apart.
         safe = f"{safe}~{hashlib.sha256(serial.encode()).hexdigest()[:6]}"
-    return f"usb-{device.vendor_id:04x}-{device.product_id:04x}-{safe}"
+    return safe
+
+
+def serial_id(device: UsbDevice) -> str:
+    return f"usb-{device.vendor_id:04x}-{device.product_id:04x}-{_safe_serial(device.serial)}"
 
 
 def compact_port(port_path: str) -> str:
@@ -88,20 +97,48 @@ def port_id(device: UsbDevice) -> str:
     return f"usb-{device.vendor_id:04x}-{device.product_id:04x}-port-{_safe(compact_port(device.port_path))}"
 
 
-def stable_id(device: UsbDevice, attached: Iterable[UsbDevice] = ()) -> str:
+def compact_node_port(port_path: str) -> str:
+    """A udev device's port path, short: ``pci-0000:03:00.0`` -> ``pci-03_00.0``; colons become ``_``."""
+    return _PCI_DOMAIN_0.sub("pci-", port_path).replace(":", "_")
+
+
+def node_serial_id(device: NodeDevice) -> str:
+    return f"{_safe(device.subsystem)}-{_safe_serial(device.serial)}"
+
+
+def node_port_id(device: NodeDevice) -> str:
+    return f"{_safe(device.subsystem)}-{_safe(compact_node_port(device.port_path))}-{_safe(device.sys_name)}"
+
+
+Identity = tuple[object, ...]
+
+
+def twin_key(device: Device) -> Identity:
+    """What two devices share when only their place can tell them apart: same kind of device, same serial.
+
+    USB: vendor, product and serial; udev: subsystem and serial; declared: the operator's ID.
+    """
+    if isinstance(device, UsbDevice):
+        return (device.vendor_id, device.product_id, device.serial)
+    if isinstance(device, NodeDevice):
+        return ("udev", device.subsystem, device.serial)
+    return ("declared", device.device_id)
+
+
+def stable_id(device: Device, attached: Iterable[Device] = ()) -> str:
     """The ID of ``device`` among the ``attached`` devices (which may include itself).
 
-    The serial is used when it is real and no other attached device of the same vendor and
-    product reports it; otherwise the port path, which is unique among attached devices.
+    The serial is used when it is real and no other attached device of the same kind (USB: vendor
+    and product; udev: subsystem) reports it; otherwise the port path, which is unique among
+    attached devices (for udev devices with the kernel name). A declared device has the ID its
+    rule gives it.
     """
-    if is_junk_serial(device.serial):
-        return port_id(device)
-    for other in attached:
-        if (
-            other.sys_path != device.sys_path
-            and other.vendor_id == device.vendor_id
-            and other.product_id == device.product_id
-            and other.serial == device.serial
-        ):
-            return port_id(device)
-    return serial_id(device)
+    if isinstance(device, DeclaredDevice):
+        return device.device_id
+    if not is_junk_serial(device.serial):
+        key = twin_key(device)
+        # the serial first: it differs for nearly every pair, so the key is rarely built
+        if not any(other.serial == device.serial and other.sys_path != device.sys_path and twin_key(other) == key
+                   for other in attached):
+            return serial_id(device) if isinstance(device, UsbDevice) else node_serial_id(device)
+    return port_id(device) if isinstance(device, UsbDevice) else node_port_id(device)

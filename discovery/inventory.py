@@ -5,7 +5,7 @@ so this builds it the same way: every device from one enumeration goes through `
 (sticky, unique IDs judged against the whole enumeration), the table gets the rules, and
 ``build()`` makes the Snapshot, health reasons and all. Nothing here matches or names devices on
 its own. :func:`find_devices` resolves what a person types (an ID, ``VID:PID``, a sysfs path, a /dev
-node or a port) to attached devices.
+node, a port or a kernel name) to attached devices of any kind.
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from discovery.declared import declared_devices
 from discovery.health import run_check
-from discovery.model import UsbDevice
+from discovery.model import Device, NodeDevice, UsbDevice
 from discovery.rules.explain import RuleVerdict
 from discovery.rules.ruleset import RuleSet
 from discovery.snapshot import DeviceState, Snapshot
 from discovery.nodes import NodeCheck, check_node
 from discovery.sources.base import SourceError
-from discovery.table import DeviceTable
+from discovery.table import DeviceTable, rule_kinds
 
 if TYPE_CHECKING:
     from discovery.sources.base import DeviceSource
@@ -41,23 +41,36 @@ class DeviceAccessError(Exception):
     """USB devices cannot be listed here at all: no udev, and no usable libusb either."""
 
 
+DeviceT = TypeVar("DeviceT", bound=Device, covariant=True)
+
+
 @dataclass(frozen=True)
-class Entry:
+class Entry(Generic[DeviceT]):
     """One attached device as the plugin sees it: its ID, the device, and its state if a rule took it."""
 
     id: str
-    device: UsbDevice
+    device: DeviceT
     state: DeviceState | None  # None: no rule takes it (or an ignore rule excludes it)
 
 
 @dataclass(frozen=True)
 class Inventory:
-    """Everything attached at one moment, under one rule set."""
+    """Everything attached at one moment, under one rule set.
+
+    ``entries`` are the USB devices (what ``explain``, ``suggest`` and ``validate`` look at);
+    ``others`` the non-USB devices, there when the enumeration was asked for them (``list --all``).
+    """
 
     rules: RuleSet
     snapshot: Snapshot
-    entries: tuple[Entry, ...]  # sorted by sys_path, the order udev lists them
+    entries: tuple[Entry[UsbDevice], ...]  # sorted by sys_path, the order udev lists them
+    others: tuple[Entry[Device], ...] = ()  # devices with a node outside USB, sorted by sys_path
     declared: tuple[DeviceState, ...] = ()  # the devices the rules declare, in rule order
+
+    @property
+    def all_entries(self) -> tuple[Entry[Device], ...]:
+        """Every attached device: USB first, then the others."""
+        return self.entries + self.others
 
     def find_declared(self, query: str) -> DeviceState | None:
         """The declared device with ID ``query`` (or ``declared:<id>``), if the rules declare one."""
@@ -70,18 +83,20 @@ class Inventory:
 
     def ids_by_sys_path(self) -> dict[str, str]:
         """sys_path -> ID, the form ``RuleSet.warnings_for`` takes."""
-        return {e.device.sys_path: e.id for e in self.entries}
+        return {e.device.sys_path: e.id for e in self.all_entries}
 
-    def verdicts(self, entry: Entry) -> list[RuleVerdict]:
+    def verdicts(self, entry: Entry[Device]) -> list[RuleVerdict]:
         """Every rule's verdict on ``entry``'s device, with its ID filled in for ``{id}``."""
-        return self.rules.explain(entry.device, entry.id)
+        if entry.device.kind not in rule_kinds(self.rules):
+            return []  # no rule is for this kind of device (see discovery.table.rules_match)
+        return self.rules.explain(cast(Any, entry.device), entry.id)
 
-    def deciding_verdict(self, entry: Entry) -> RuleVerdict | None:
+    def deciding_verdict(self, entry: Entry[Device]) -> RuleVerdict | None:
         """The rule that decides the device (an ignore rule for an excluded one), None when none does."""
         return next((v for v in self.verdicts(entry) if v.winner), None)
 
 
-def enumerate_devices(source: DeviceSource) -> list[UsbDevice]:
+def enumerate_devices(source: DeviceSource) -> list[Device]:
     """``source.enumerate()``, with "cannot see USB at all" turned into :class:`DeviceAccessError`."""
     try:
         return source.enumerate()
@@ -95,7 +110,7 @@ def enumerate_devices(source: DeviceSource) -> list[UsbDevice]:
 
 def take_inventory(
     rules: RuleSet,
-    devices: list[UsbDevice],
+    devices: list[Device],
     *,
     source: str = "udev",
     now: Callable[[], float] = time.time,
@@ -114,12 +129,15 @@ def take_inventory(
     if check_declared:
         _check_declared(table)
     snapshot = table.build(1, source=source)
-    entries = sorted(
-        (Entry(dev_id, device, snapshot.devices.get(dev_id)) for dev_id, device in table.attached()),
-        key=lambda e: e.device.sys_path,
-    )
+    entries: list[Entry[UsbDevice]] = []
+    others: list[Entry[Device]] = []
+    for dev_id, device in sorted(table.attached(), key=lambda item: item[1].sys_path):
+        if isinstance(device, UsbDevice):
+            entries.append(Entry(dev_id, device, snapshot.devices.get(dev_id)))
+        else:
+            others.append(Entry(dev_id, device, snapshot.devices.get(dev_id)))
     declared = tuple(snapshot.devices[dev_id] for dev_id, _ in table.declared() if dev_id in snapshot.devices)
-    return Inventory(rules=rules, snapshot=snapshot, entries=tuple(entries), declared=declared)
+    return Inventory(rules=rules, snapshot=snapshot, entries=tuple(entries), others=tuple(others), declared=declared)
 
 
 def _check_declared(table: DeviceTable) -> None:
@@ -138,7 +156,7 @@ def malformed_vid_pid(query: str) -> bool:
     return bool(_VID_PID_SHAPE.match(text)) and not _VID_PID.match(text)
 
 
-def find_devices(inventory: Inventory, query: str) -> list[Entry]:
+def find_devices(inventory: Inventory, query: str) -> list[Entry[UsbDevice]]:
     """The attached devices ``query`` names, tried in this order (the first kind that finds any wins).
 
     An ID; ``VID:PID`` (hex, as lsusb prints it; may name several devices); a sysfs path (of the
@@ -173,8 +191,10 @@ def find_devices(inventory: Inventory, query: str) -> list[Entry]:
     return [e for e in entries if text in (e.device.port_path, e.device.sys_name)]
 
 
-def _nodes_and_links(device: UsbDevice) -> set[str]:
+def _nodes_and_links(device: Device) -> set[str]:
     names = {device.device_node} if device.device_node else set()
+    if isinstance(device, NodeDevice):
+        names.update(device.devlinks)
     for child in device.children:
         if child.device_node:
             names.add(child.device_node)

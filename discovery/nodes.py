@@ -6,10 +6,10 @@ import os
 import stat
 from collections.abc import Callable, Collection
 
-from discovery.model import Child, DeclaredDevice, UsbDevice
+from discovery.model import Child, DeclaredDevice, Device
 
 
-def handed_over_children(device: UsbDevice | DeclaredDevice, subsystems: Collection[str] | None) -> list[Child]:
+def handed_over_children(device: Device, subsystems: Collection[str] | None) -> list[Child]:
     """Children with a /dev node, limited to ``subsystems`` when the rule names some."""
     return [
         c
@@ -18,8 +18,9 @@ def handed_over_children(device: UsbDevice | DeclaredDevice, subsystems: Collect
     ]
 
 
-def handed_over_nodes(device: UsbDevice | DeclaredDevice, subsystems: Collection[str] | None) -> list[str]:
-    """The USB node first, then each handed-over child node, without duplicates (a declared device: its nodes)."""
+def handed_over_nodes(device: Device, subsystems: Collection[str] | None) -> list[str]:
+    """The device's own node first (USB: /dev/bus/usb/...; udev: /dev/ttyAMA0), then each handed-over child
+    node, without duplicates; a declared device: its nodes."""
     if isinstance(device, DeclaredDevice):
         return list(dict.fromkeys(device.nodes))
     nodes = [device.device_node] if device.device_node else []

@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Mapping
 
 from discovery.health import HealthResult
-from discovery.model import DeclaredDevice, UsbDevice
+from discovery.model import Device
 
 if TYPE_CHECKING:
     from discovery.rules.matching import Match
@@ -25,7 +25,7 @@ class DeviceState:
     """One matched device as Nomad should see it: present or recently unplugged, healthy or why not."""
 
     id: str
-    device: UsbDevice | DeclaredDevice  # as last seen; for an unplugged device, as it was before it left
+    device: Device  # as last seen; for an unplugged device, as it was before it left
     match: Match
     present: bool
     healthy: bool
@@ -62,7 +62,7 @@ class Snapshot:
     version: int
     groups: tuple[Group, ...] = ()
     devices: Mapping[str, DeviceState] = field(default_factory=lambda: MappingProxyType({}))
-    unmatched: tuple[tuple[str, UsbDevice | DeclaredDevice], ...] = ()  # (id, device) attached but matched by no rule
+    unmatched: tuple[tuple[str, Device], ...] = ()  # (id, device) attached but matched by no rule
     rules_error: str | None = None  # why the rules file is not in force, if it is not
     source: str = "udev"  # "udev" or "usbfs" (fallback without udev)
 

@@ -2,6 +2,8 @@
 
 IDs come from ``discovery.ids`` (serial, else port), and from the ID memory when one is given: a
 unit it knows gets the ID it had before, which is how two units sharing a serial keep theirs.
+Devices of every kind (USB, other udev devices, declared) share the table, keyed by sys_path;
+only the USB-only checks (a bound driver on an interface) look at the kind.
 
 Pure bookkeeping with the clock passed in: no threads, no udev, no I/O except the stat() of
 device nodes (injectable for tests). The watcher feeds it; ``build`` makes the next Snapshot.
@@ -13,13 +15,13 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from discovery.attributes import builtin_attributes
 from discovery.health import HealthResult
-from discovery.ids import stable_id
+from discovery.ids import Identity, stable_id, twin_key
 from discovery.idmemory import IdMemory
-from discovery.model import DeclaredDevice, UsbDevice
+from discovery.model import DeclaredDevice, Device, UsbDevice
 from discovery.nodes import NodeCheck, check_node, handed_over_nodes
 from discovery.rules.model import HEALTHY_COUNT, AttrValue
 from discovery.snapshot import DeviceState, Group, GroupKey, Snapshot
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 class _History:
     """What we remember of one ID between plugs."""
 
-    device: UsbDevice | DeclaredDevice
+    device: Device
     plugged_at: float
     unplugged_at: float | None = None
     replug_count: int = 0
@@ -50,17 +52,19 @@ class DeviceTable:
         self.unplugged_grace = unplugged_grace
         self._node_check = node_check
         self.memory = memory  # IDs given before (this run, or an earlier one through the saved state)
-        self._attached: dict[str, UsbDevice] = {}
+        self._attached: dict[str, Device] = {}
         self._declared: dict[str, DeclaredDevice] = {}  # sys_path -> device, while the rules declare it
         self._ids: dict[str, str] = {}  # sys_path -> ID, kept while attached
         self._history: dict[str, _History] = {}  # ID -> history, kept for the grace period
         self._health: dict[str, HealthResult] = {}
         self._matches: dict[str, Match | None] = {}  # ID -> cached match for the current rules
         self._rules: RuleSet | None = None
+        self._rule_kinds: frozenset[str] = frozenset()
 
     # -- inputs ---------------------------------------------------------------------------
     def set_rules(self, rules: RuleSet) -> None:
         self._rules = rules
+        self._rule_kinds = rule_kinds(rules)
         self._matches.clear()
 
     def set_declared(self, devices: Iterable[DeclaredDevice], now: float) -> None:
@@ -89,7 +93,7 @@ class DeviceTable:
                 self._history[dev_id].device = device
                 self._health.pop(dev_id, None)
 
-    def replace_all(self, devices: Iterable[UsbDevice], now: float) -> None:
+    def replace_all(self, devices: Iterable[Device], now: float) -> None:
         """A full enumeration: everything not listed is gone."""
         fresh = {d.sys_path: d for d in devices}
         for path in list(self._attached):
@@ -97,18 +101,18 @@ class DeviceTable:
                 self.update(path, None, now)
         # A device the memory knows gets its ID back first, whatever order udev lists devices in,
         # so no other device can take it. The rest are judged against the whole enumeration, so two
-        # new devices sharing a serial both get port IDs. Only devices with the same vendor,
-        # product and serial can collide: compare within those.
-        twins: dict[tuple[int, int, str | None], list[UsbDevice]] = {}
+        # new devices sharing a serial both get port IDs. Only devices of the same kind and serial
+        # (USB: vendor, product, serial; udev: subsystem, serial) can collide: compare within those.
+        twins: dict[Identity, list[Device]] = {}
         for device in fresh.values():
-            twins.setdefault((device.vendor_id, device.product_id, device.serial), []).append(device)
+            twins.setdefault(twin_key(device), []).append(device)
         remembered = [p for p, d in fresh.items() if self.memory is not None and self.memory.recall(d)]
         for path in sorted(remembered) + sorted(set(fresh) - set(remembered)):
             device = fresh[path]
-            self.update(path, device, now, peers=twins[(device.vendor_id, device.product_id, device.serial)])
+            self.update(path, device, now, peers=twins[twin_key(device)])
 
     def update(
-        self, sys_path: str, device: UsbDevice | None, now: float, peers: Iterable[UsbDevice] | None = None
+        self, sys_path: str, device: Device | None, now: float, peers: Iterable[Device] | None = None
     ) -> None:
         """The device at ``sys_path`` is now ``device`` (None: it is gone).
 
@@ -125,12 +129,7 @@ class DeviceTable:
                 hist.unplugged_at = now
             return
         before = self._attached.get(sys_path)
-        if (
-            old_id is not None
-            and before is not None
-            and isinstance(device, UsbDevice)
-            and (before.vid_pid, before.serial, before.devnum) == (device.vid_pid, device.serial, device.devnum)
-        ):
+        if old_id is not None and before is not None and same_unit(before, device):
             # The same device changed (a child appeared, a property changed): keep its ID. Another
             # unit swapped in at this port (new devnum or serial) goes through unplug and plug.
             self._attached[sys_path] = device
@@ -157,7 +156,7 @@ class DeviceTable:
         if device_id in self._history:
             self._health[device_id] = result
 
-    def _assign(self, device: UsbDevice, peers: Iterable[UsbDevice]) -> str:
+    def _assign(self, device: Device, peers: Iterable[Device]) -> str:
         """The ID the memory has for this unit if no attached device holds it, else the computed one."""
         remembered = self.memory.recall(device) if self.memory is not None else None
         if remembered is not None and remembered not in self._ids.values():
@@ -181,7 +180,7 @@ class DeviceTable:
         return f"{candidate}~{n}"
 
     # -- queries --------------------------------------------------------------------------
-    def attached(self) -> list[tuple[str, UsbDevice]]:
+    def attached(self) -> list[tuple[str, Device]]:
         return [(self._ids[p], d) for p, d in self._attached.items()]
 
     def declared(self) -> list[tuple[str, DeclaredDevice]]:
@@ -213,7 +212,7 @@ class DeviceTable:
         if dev_id not in self._matches:
             hist = self._history[dev_id]
             try:
-                match = self._rules.match(hist.device, dev_id)
+                match = rules_match(self._rules, self._rule_kinds, hist.device, dev_id)
             except Exception:  # a matcher bug must cost one device, not the stream
                 log.exception("matching failed", extra={"device_id": dev_id})
                 match = None
@@ -244,7 +243,7 @@ class DeviceTable:
     def build(self, version: int, *, rules_error: str | None = None, source: str = "udev") -> Snapshot:
         """The Snapshot of the table as it is now."""
         states: dict[str, DeviceState] = {}
-        unmatched: list[tuple[str, UsbDevice | DeclaredDevice]] = []
+        unmatched: list[tuple[str, Device]] = []
         present_ids = set(self._ids.values())
         for dev_id, hist in self._history.items():
             present = dev_id in present_ids
@@ -294,9 +293,38 @@ class DeviceTable:
         return ""
 
 
+def rule_kinds(rules: RuleSet) -> frozenset[str]:
+    """The kinds of device (``usb``, ``udev``, ``declared``) the rules have rules for; a rule without a kind is USB's."""
+    return frozenset(getattr(rule, "kind", "usb") for rule in rules)
+
+
+def rules_match(rules: RuleSet, kinds: frozenset[str], device: Device, dev_id: str) -> Match | None:
+    """The device's match; a device of a kind no rule is for matches nothing, without asking the rules.
+
+    The rules engine learns each kind's keys with its ``kind:`` rules (issue 15, rules side); until
+    then only USB devices ever reach it, which the kinds check guarantees.
+    """
+    if device.kind not in kinds:
+        return None
+    return rules.match(cast(Any, device), dev_id)
+
+
+def same_unit(before: Device, after: Device) -> bool:
+    """Is ``after`` the same unit as ``before`` at one sys_path, only changed (a child came, a property changed)?
+
+    Another unit swapped in at the port (USB: a new devnum or serial; udev: a new node or serial)
+    is not: it goes through unplug and plug.
+    """
+    if isinstance(before, UsbDevice):
+        return (isinstance(after, UsbDevice)
+                and (before.vid_pid, before.serial, before.devnum) == (after.vid_pid, after.serial, after.devnum))
+    return (before.kind, before.serial, before.device_node) == (after.kind, after.serial, after.device_node)
+
+
 def device_attributes(state: DeviceState) -> dict[str, AttrValue]:
     """The built-in attributes of the device, overridden by its rule's."""
-    attrs = builtin_attributes(state.device)
+    # USB built-ins only for now: the other kinds' built-ins come with their rules (discovery.attributes)
+    attrs = builtin_attributes(state.device) if isinstance(state.device, UsbDevice) else {}
     attrs.update(state.match.attributes)
     return attrs
 

@@ -30,11 +30,12 @@ from discovery.declared import declared_devices
 from discovery.filewatch import FileWatch
 from discovery.health import HealthResult, RunningChecks, run_check
 from discovery.idstore import IdStore
-from discovery.model import DeclaredDevice, UsbDevice
+from discovery.model import UsbDevice
 from discovery.readings import Problem, ReadingsResult
 from discovery.readings_book import ReadingsBook
 from discovery.snapshot import Snapshot
-from discovery.sources.base import DeviceSource, EventsLostError, SourceError
+from discovery.model import Device, UsbDevice
+from discovery.sources.base import DeviceSource, EventsLostError, NodeSubsystems, SourceError
 from discovery.stats_command import run_stats_command
 from discovery.table import DeviceTable
 
@@ -51,6 +52,13 @@ RETRY_SOURCE_MAX_S = 60.0  # doubling while it keeps failing, up to this
 
 
 RulesLoader = Callable[[], "RuleSet"]
+# Which non-USB devices the rules need listed (see discovery.sources.base.NodeSubsystems).
+NodeSubsystemsOf = Callable[["RuleSet"], NodeSubsystems]
+
+
+def no_node_subsystems(rules: RuleSet) -> NodeSubsystems:
+    """USB devices only: what rules without ``kind: udev`` need."""
+    return None
 
 
 class Discovery:
@@ -68,8 +76,10 @@ class Discovery:
         wall: Callable[[], float] = time.time,
         health_workers: int = 4,
         id_store: IdStore | None = None,
+        node_subsystems: NodeSubsystemsOf = no_node_subsystems,
     ) -> None:
         self._source = source
+        self._node_subsystems = node_subsystems  # asked at start and at every reload
         self._id_store = id_store  # where the ID memory lives between runs; None: IDs are not remembered
         self._load_rules = load_rules
         self._rules_file = rules_file
@@ -123,6 +133,7 @@ class Discovery:
             rules = self._load_rules()
             self._table.set_rules(rules)
             self._table.set_declared(declared_devices(rules), self._wall())
+            self._source.set_node_subsystems(self._node_subsystems(rules))
             if self._id_store is not None:
                 self._table.memory = self._id_store.load()  # before the first IDs are given
             self._source.start()  # the monitor listens before we enumerate: no event falls in between
@@ -311,8 +322,9 @@ class Discovery:
         if not events:
             return
         for event in events:
-            if event.usb_sys_path is not None:  # the device itself, or the one a tty/hidraw/... is below
-                self._dirty.add(event.usb_sys_path)
+            # the usb_device itself or the one a tty/hidraw/... is below, or a listed non-USB node device
+            if event.device_sys_path is not None:
+                self._dirty.add(event.device_sys_path)
         self._open_window(now)
 
     def _on_overflow(self, now: float, exc: EventsLostError) -> None:
@@ -406,6 +418,8 @@ class Discovery:
         self._rules_error = None
         self._table.set_rules(rules)
         self._table.set_declared(declared_devices(rules), self._wall())  # added ones appear, removed ones go
+        if self._source.set_node_subsystems(self._node_subsystems(rules)):
+            self._full_rescan = True  # other non-USB devices are listed now: read them all again
         self._commands_stale = True
         self._health_due.clear()
         self._stats_due.clear()  # a changed command runs at once, with its problems logged anew
@@ -519,7 +533,7 @@ def log_changes(old: Snapshot, new: Snapshot) -> None:
     """One info line per device that appeared, left, or changed health: what an operator wants in the agent log."""
     for dev_id, state in new.devices.items():
         before = old.devices.get(dev_id)
-        context = {"device_id": dev_id, "group": "/".join(state.group), **_what(state.device)}
+        context = {"device_id": dev_id, "group": "/".join(state.group), **device_context(state.device)}
         if before is None:
             if state.healthy:
                 log.info("device added", extra=context)
@@ -538,12 +552,14 @@ def log_changes(old: Snapshot, new: Snapshot) -> None:
     old_unmatched = {i for i, _ in old.unmatched}
     for dev_id, device in new.unmatched:
         if dev_id not in old_unmatched:
-            log.debug("device matches no rule", extra={"device_id": dev_id, **_what(device)})
+            log.debug("device matches no rule", extra={"device_id": dev_id, **device_context(device)})
 
 
-def _what(device: UsbDevice | DeclaredDevice) -> dict[str, str]:
-    """What a log line says a device is: its VID:PID for USB, else its kind."""
-    return {"vid_pid": device.vid_pid} if isinstance(device, UsbDevice) else {"kind": device.kind}
+def device_context(device: Device) -> dict[str, str]:
+    """How a log line names a device: ``vid_pid`` for USB (as it always did), else its kind and label."""
+    if isinstance(device, UsbDevice):
+        return {"vid_pid": device.vid_pid}
+    return {"kind": device.kind, "device": device.label}
 
 
 def _same(a: Snapshot, b: Snapshot) -> bool:

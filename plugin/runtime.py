@@ -139,9 +139,10 @@ class Runtime:
         from discovery.sources.usbfs import UsbResetError, reset_device
 
         for dev_id, state in to_reset:
-            assert isinstance(state.device, UsbDevice)
+            device = state.device
+            assert isinstance(device, UsbDevice)  # to_reset holds USB devices only
             try:
-                reset_device(state.device.busnum, state.device.devnum)
+                reset_device(device.busnum, device.devnum)
             except UsbResetError as exc:
                 raise DeviceUnavailableError(f"device {dev_id} could not be reset: {exc}") from exc
             log.info("device reset before hand-over", extra={"device_id": dev_id})

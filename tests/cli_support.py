@@ -102,6 +102,9 @@ class NoUsbSource:
     def device_at(self, sys_path: str) -> None:
         return None
 
+    def set_node_subsystems(self, wanted: object) -> bool:
+        return False
+
     def fileno(self) -> None:
         return None
 

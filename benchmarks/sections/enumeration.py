@@ -22,6 +22,7 @@ from benchmarks.plan import Plan, say
 from benchmarks.report import Row, Section
 from benchmarks.subjects import Baseline, Ours
 from benchmarks.world import World, fleet
+from discovery.fake.node_devices import make_serial_card_fleet
 from discovery.rules.loader import load_rules
 from discovery.table import DeviceTable
 from discovery.sources.udev import UdevSource
@@ -80,7 +81,9 @@ def _in_process(world: World, count: int, runs: int) -> dict[str, list[float]]:
             if len(found) != count:
                 raise RuntimeError(f"baseline scan saw {len(found)} of {count} devices")
 
+        every = UdevSource(node_subsystems="all")  # list --all, or kind: udev rules without a subsystem
         return {
+            "ours_enumerate_all_nodes": _timed(every.enumerate, runs),
             "ours_discovery_start": discovery_runs(),
             "ours_load_rules": _timed(lambda: load_rules(rules_path), runs),
             "ours_enumerate": _timed(source.enumerate, runs),
@@ -111,6 +114,32 @@ def _wire(world: World, ids: set[str], plan: Plan) -> tuple[dict[str, list[float
     return timings, peak
 
 
+def _node_rows(section: Section, plan: Plan) -> None:
+    """Devices with a node outside USB (kind udev): N tty ports on N/2 PCI dual-UART cards, no USB at all."""
+    ms = 1000.0
+    with World() as world:
+        plugged = 0
+        for count in plan.enumerate_sizes:
+            for card in make_serial_card_fleet(count // 2)[plugged:]:
+                world.testbed.plug(card)
+            plugged = count // 2
+            say(f"enumerate: {count} tty ports on PCI cards")
+            with world.entered():
+                by_subsystem, every = UdevSource(node_subsystems={"tty"}), UdevSource(node_subsystems="all")
+                if len(by_subsystem.enumerate()) != 2 * plugged:
+                    raise RuntimeError("the PCI card fleet is not what was plugged")
+                named = _timed(by_subsystem.enumerate, plan.enumerate_runs)
+                listed = _timed(every.enumerate, plan.enumerate_runs)
+            section.data[f"udev-{count}"] = {"ours_enumerate_tty_ms": summary_ms(named),
+                                             "ours_enumerate_all_ms": summary_ms(listed)}
+            section.rows += [
+                Row(f"N={2 * plugged} udev ttys (PCI cards): enumerate, subsystem tty", "ms",
+                    round(median(named) * ms, 1)),
+                Row(f"N={2 * plugged} udev ttys (PCI cards): enumerate, every node", "ms",
+                    round(median(listed) * ms, 1)),
+            ]
+
+
 def run(plan: Plan) -> Section:
     section = Section(NAME, TITLE)
     ms = 1000.0
@@ -139,6 +168,8 @@ def run(plan: Plan) -> Section:
                     round(median(alone["ours_enumerate"]) * ms, 1)),
                 Row(f"N={count}:   of which IDs + match + snapshot", "ms",
                     round(median(alone["ours_ids_match_snapshot"]) * ms, 1)),
+                Row(f"N={count}: enumerate, nodes outside USB listed too (none there)", "ms",
+                    round(median(alone["ours_enumerate_all_nodes"]) * ms, 1)),
                 Row(f"N={count}: Fingerprint call -> first message", "ms",
                     round(median(wire["ours_call_to_first_message"]) * ms, 1)),
                 Row(f"N={count}: spawn -> first message / report", "ms",
@@ -148,6 +179,7 @@ def run(plan: Plan) -> Section:
                 Row(f"N={count}: peak RSS after the first message / report", "MiB", peak["ours"], peak["poller"],
                     peak["rescan"]),
             ]
+    _node_rows(section, plan)
     section.notes.append(f"medians: {plan.enumerate_runs} in-process runs and {plan.wire_runs} spawns per N; "
                          "the baselines' figure is one scan() (both baselines share it), in the same world and process; "
                          "file-system calls per device: `python -m benchmarks.accesses`")

@@ -18,8 +18,8 @@ import logging
 import random
 from collections.abc import Sequence
 
-from discovery.model import UsbDevice
-from discovery.sources.base import DeviceSource, EventsLostError, SourceEvent
+from discovery.model import Device
+from discovery.sources.base import DeviceSource, EventsLostError, NodeSubsystems, SourceEvent
 
 log = logging.getLogger(__name__)
 
@@ -52,22 +52,25 @@ class FaultySource:
     def start(self) -> None:
         self._inner.start()
 
-    def enumerate(self) -> list[UsbDevice]:
+    def enumerate(self) -> list[Device]:
         if self._fails("enumerate"):
             raise OSError(errno.EIO, "Input/output error (injected)", "/sys/bus/usb/devices")
         devices = self._inner.enumerate()
         self._armed = True
         return devices
 
-    def device_at(self, sys_path: str) -> UsbDevice | None:
+    def device_at(self, sys_path: str) -> Device | None:
         if self._fails("device_at"):
             raise OSError(errno.EIO, "Input/output error (injected)", sys_path)
         return self._inner.device_at(sys_path)
 
-    def devices_at(self, sys_paths: Sequence[str]) -> list[UsbDevice | None]:
+    def devices_at(self, sys_paths: Sequence[str]) -> list[Device | None]:
         if sys_paths and self._fails("devices_at"):
             raise OSError(errno.EIO, "Input/output error (injected)", sys_paths[0])
         return self._inner.devices_at(sys_paths)
+
+    def set_node_subsystems(self, wanted: NodeSubsystems) -> bool:
+        return self._inner.set_node_subsystems(wanted)
 
     def fileno(self) -> int | None:
         return self._inner.fileno()

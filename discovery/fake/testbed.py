@@ -61,10 +61,21 @@ from discovery.fake.usb_devices import (  # re-exported: one import for tests an
     net_interface,
     usb_serial_tty,
 )
+from discovery.fake.node_devices import (  # re-exported, as the USB factories
+    FakeBoard,
+    FakeBusDevice,
+    FakeNode,
+    make_cros_fp,
+    make_pcie_serial_card,
+    make_raspberry_pi_hat,
+    make_v4l2_capture_card,
+)
 from discovery.fake.recording import DeviceRecord, format_recording, parse_recording
 
 __all__ = [
-    "FAKE_MINOR_OFFSET", "FIXTURES_DIR", "PRELOAD_SONAME", "DeviceRecord", "FakeChild", "FakeInterface",
+    "FAKE_MINOR_OFFSET", "FIXTURES_DIR", "PRELOAD_SONAME", "DeviceRecord", "FakeBoard", "FakeBusDevice",
+    "FakeChild", "FakeInterface", "FakeNode", "make_cros_fp", "make_pcie_serial_card", "make_raspberry_pi_hat",
+    "make_v4l2_capture_card",
     "FakeUsbDevice", "FakeVia", "Plugged", "Testbed", "TestbedError", "acm_tty", "format_recording",
     "hidraw", "list_fixtures", "load_fixture", "load_recording", "make_arduino_uno", "make_ch340",
     "make_cp210x", "make_fleet", "make_ftdi", "make_hub", "make_keyboard", "make_pixel7",
@@ -80,7 +91,7 @@ FIXTURES_DIR = Path(__file__).resolve().parents[2] / "fixtures"
 # Subsystems that live under /sys/bus (the rest are classes under /sys/class). libudev finds a
 # device by subsystem in either place, so this only decides where the link goes.
 _BUS_SUBSYSTEMS = frozenset({
-    "usb", "usb-serial", "hid", "pci", "scsi", "platform", "serio", "i2c", "spi", "mmc", "sdio",
+    "usb", "usb-serial", "hid", "pci", "scsi", "platform", "amba", "serio", "i2c", "spi", "mmc", "sdio",
     "acpi", "pnp", "virtio", "serial", "serial-base", "usb_typec", "gpio", "mdio_bus", "ac97",
 })
 # Properties that belong to the event or to sysfs itself, never to the uevent file.
@@ -448,10 +459,13 @@ class Testbed:
 
     # -- hotplug ----------------------------------------------------------------------------
 
-    def plug(self, device: FakeUsbDevice | Iterable[DeviceRecord]) -> Plugged:
-        """Add a device (or any records, e.g. a recording) and send ``add`` events, parents first."""
+    def plug(self, device: FakeUsbDevice | FakeBoard | Iterable[DeviceRecord]) -> Plugged:
+        """Add a device (or a board outside USB, or any records, e.g. a recording) and send ``add`` events, parents first.
+
+        For records without a usb_device the handle's ``sys_path`` is the first record's (the topmost parent).
+        """
         self._check_open()
-        records = device.records() if isinstance(device, FakeUsbDevice) else list(device)
+        records = device.records() if isinstance(device, (FakeUsbDevice, FakeBoard)) else list(device)
         if not records:
             raise TestbedError("nothing to plug")
         records = _parents_first(records)

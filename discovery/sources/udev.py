@@ -2,7 +2,9 @@
 
 Everything pyudev hands us is converted at once into the frozen records of ``discovery.model``;
 no pyudev object leaves this module. :class:`UdevSource` enumerates USB devices and owns the
-udev Monitor whose events the watcher treats as doorbells (re-read, diff, publish).
+udev Monitor whose events the watcher treats as doorbells (re-read, diff, publish). Asked to
+(``node_subsystems``), it also lists devices with a node outside USB (``discovery.sources.nodedevices``);
+by default it lists USB devices only, at exactly the cost it always had.
 
 Devices are read the way libudev reads them, but with each file read once: their properties from
 the uevent file and udev's database (``udevdb``), ids and configuration from the binary
@@ -30,9 +32,17 @@ from dataclasses import dataclass
 
 import pyudev
 
-from discovery.model import Child, Interface, UsbDevice, frozen_mapping
-from discovery.sources.base import EventsLostError, SourceError
+from discovery.model import Child, Device, Interface, UsbDevice, frozen_mapping
+from discovery.sources.base import (
+    ALL_NODE_SUBSYSTEMS,
+    EventsLostError,
+    NodeSubsystems,
+    SourceError,
+    to_node_subsystems,
+    wants_subsystem,
+)
 from discovery.sources.descriptors import ConfigDescriptor, parse_descriptors, sysfs_text
+from discovery.sources.nodedevices import ROOT_HUB, inside_usb, node_device_paths, read_node_device
 from discovery.sources.udevdb import UnreadableDeviceError, device_properties, link_name, read_bytes, sys_name_of
 
 log = logging.getLogger(__name__)
@@ -90,6 +100,8 @@ class UdevEvent:
     ``usb_sys_path`` is the usb_device the event belongs to (the device itself, or the device
     above an interface/tty/hidraw), found from the path alone so it works for ``remove`` too.
     ``device_node`` comes from the event itself, so a ``remove`` still names the node that went.
+    ``node_sys_path`` is the event's own device when it is a non-USB device with a node of a
+    subsystem the source lists (see ``UdevSource.set_node_subsystems``).
     """
 
     action: str
@@ -99,6 +111,12 @@ class UdevEvent:
     seqnum: int
     usb_sys_path: str | None = None
     device_node: str | None = None
+    node_sys_path: str | None = None
+
+    @property
+    def device_sys_path(self) -> str | None:
+        """The listed device this event is about: its usb_device, or the non-USB node device itself."""
+        return self.usb_sys_path or self.node_sys_path
 
 
 def udev_available() -> bool:
@@ -111,9 +129,15 @@ def udev_available() -> bool:
 
 
 def usb_device_path_of(sys_path: str) -> str | None:
-    """The sys_path of the USB device that ``sys_path`` is (or is below), from the path alone."""
+    """The sys_path of the USB device that ``sys_path`` is (or is below), from the path alone.
+
+    Only below a root hub (``usbN``): an I2C client such as ``1-0050`` has a USB-like name too.
+    """
     parts = sys_path.rstrip("/").split("/")
-    for end in range(len(parts), 0, -1):
+    root = next((i for i, part in enumerate(parts) if ROOT_HUB.match(part)), None)
+    if root is None:
+        return None
+    for end in range(len(parts), root, -1):
         if _USB_DEVICE_NAME.match(parts[end - 1]):
             return "/".join(parts[:end])
     return None
@@ -447,17 +471,53 @@ def _nearest_driver(path: str, top: str, drivers: dict[str, str | None]) -> str 
 
 
 class UdevSource:
-    """USB devices from udev: enumerate them, read one, and receive udev events.
+    """USB devices from udev, and on request other devices with a node: enumerate, read one, receive events.
 
-    ``subsystems``: which events the monitor passes (filtered in the kernel; ``None`` passes all).
+    ``subsystems``: which events the monitor passes for USB devices (filtered in the kernel;
+    ``None`` passes all). ``node_subsystems``: which non-USB devices with a node to list too
+    (None: none, a collection of subsystem names, or ``"all"``); :meth:`set_node_subsystems`
+    changes it later, and the monitor then passes those subsystems' events as well.
     """
 
     name = "udev"
 
-    def __init__(self, subsystems: Iterable[str] | None = DEFAULT_SUBSYSTEMS) -> None:
+    def __init__(self, subsystems: Iterable[str] | None = DEFAULT_SUBSYSTEMS,
+                 node_subsystems: Iterable[str] | str | None = None) -> None:
         self._subsystems = tuple(subsystems) if subsystems is not None else None
+        self._node_subsystems: NodeSubsystems = to_node_subsystems(node_subsystems)
         self._context: pyudev.Context | None = None
         self._monitor: pyudev.Monitor | None = None
+
+    @property
+    def node_subsystems(self) -> NodeSubsystems:
+        return self._node_subsystems
+
+    def set_node_subsystems(self, wanted: NodeSubsystems) -> bool:
+        """List non-USB devices of these subsystems from now on (None: none; ``"all"``: every one).
+
+        Returns True when that changed: the caller should enumerate again. A started monitor's
+        filter changes at once, so events of the new subsystems are received from here on.
+        """
+        wanted = to_node_subsystems(wanted)
+        if wanted == self._node_subsystems:
+            return False
+        self._node_subsystems = wanted
+        if self._monitor is not None:
+            self._monitor.remove_filter()
+            self._install_filter(self._monitor)
+        return True
+
+    def _filter_subsystems(self) -> tuple[str, ...] | None:
+        """What the monitor passes: the USB subsystems plus the listed node subsystems (None: everything)."""
+        nodes = self._node_subsystems
+        if self._subsystems is None or nodes == ALL_NODE_SUBSYSTEMS:
+            return None
+        extra = sorted(nodes - set(self._subsystems)) if nodes is not None else []
+        return self._subsystems + tuple(extra)
+
+    def _install_filter(self, monitor: pyudev.Monitor) -> None:
+        for subsystem in self._filter_subsystems() or ():
+            monitor.filter_by(subsystem)
 
     def start(self) -> None:
         """Create the udev context and monitor and bind it; events from here on are kept."""
@@ -465,8 +525,7 @@ class UdevSource:
             return
         self._context = pyudev.Context()
         monitor = pyudev.Monitor.from_netlink(self._context, source="udev")
-        for subsystem in self._subsystems or ():
-            monitor.filter_by(subsystem)
+        self._install_filter(monitor)
         try:
             monitor.set_receive_buffer_size(RECEIVE_BUFFER_BYTES)  # needs CAP_NET_ADMIN (root)
         except OSError as exc:
@@ -474,12 +533,39 @@ class UdevSource:
         monitor.start()  # binds now: events sent before this would be lost
         self._monitor = monitor
 
-    def enumerate(self) -> list[UsbDevice]:
-        """Every USB device now attached, sorted by sys_path; devices vanishing meanwhile are skipped.
+    def enumerate(self) -> list[Device]:
+        """Every USB device now attached, then the listed non-USB node devices, each part sorted by sys_path.
 
-        One pass: the bus's device list gives the devices and their interfaces by name, and the
-        node and network indexes give every device's children, so nothing is walked per device.
+        Devices vanishing meanwhile are skipped. USB in one pass: the bus's device list gives the
+        devices and their interfaces by name, and the node and network indexes give every device's
+        children, so nothing is walked per device.
         """
+        result: list[Device] = list(self._enumerate_usb())
+        if self._node_subsystems is not None:
+            result.extend(self._enumerate_nodes())
+        return result
+
+    def _enumerate_nodes(self) -> list[Device]:
+        result: list[Device] = []
+        for sys_path, subsystem in sorted(node_device_paths(self._node_subsystems).items()):
+            device = self._node_device_at(sys_path, subsystem)
+            if device is not None:
+                result.append(device)
+        return result
+
+    def _node_device_at(self, sys_path: str, subsystem: str | None = None) -> Device | None:
+        """The non-USB node device at ``sys_path`` if it is one of the listed subsystems, else None."""
+        try:
+            device = read_node_device(sys_path, subsystem)
+        except ValueError as exc:  # no node (NotANodeDeviceError), or undecodable udev data
+            log.debug("not a readable node device", extra={"sys_path": sys_path, "error": str(exc)})
+            return None
+        except OSError as exc:
+            log.debug("skipping device that went away while read", extra={"sys_path": sys_path, "error": str(exc)})
+            return None
+        return device if wants_subsystem(self._node_subsystems, device.subsystem) else None
+
+    def _enumerate_usb(self) -> list[UsbDevice]:
         try:
             names = sorted(os.listdir(BUS_DEVICES))
         except FileNotFoundError:
@@ -510,36 +596,43 @@ class UdevSource:
         result.sort(key=lambda d: d.sys_path)
         return result
 
-    def device_at(self, sys_path: str) -> UsbDevice | None:
+    def device_at(self, sys_path: str) -> Device | None:
         """The usb_device at ``sys_path`` (a device's own path, as events name it), or None if it is not
         there (any more) or not a usb_device. Reads that one device and its own subtree, nothing else.
+        A path outside USB, when non-USB devices are listed, is read as a node device of a listed subsystem.
         """
-        try:  # not a usb_device (an interface, a tty): its DEVTYPE says so, and it reads as None
-            return read_usb_device(sys_path)
-        except (UdevReadError, OSError, ValueError):
-            # ValueError: undecodable (non-UTF-8) udev data; the device is left out, not the world
-            return None
+        if self._node_subsystems is not None and not inside_usb(sys_path):
+            return self._node_device_at(sys_path)
+        return self._usb_device_at(sys_path)
 
-    def devices_at(self, sys_paths: Sequence[str]) -> list[UsbDevice | None]:
+    def devices_at(self, sys_paths: Sequence[str]) -> list[Device | None]:
         """``device_at`` for each path; a burst that is a good part of the bus is read in one pass.
 
         One walk per device costs a directory listing per level of its subtree; one pass over the
         node indexes costs a link per node in the world, so it pays once the burst is a quarter of
-        the bus (a hub full of adapters, a storm), and is what enumerate() does.
+        the bus (a hub full of adapters, a storm), and is what enumerate() does. Non-USB node
+        devices are read one by one (an event names the device itself; there is no subtree).
         """
+        if self._node_subsystems is not None and not all(inside_usb(p) for p in sys_paths):
+            usb_paths = [p for p in sys_paths if inside_usb(p)]
+            read = dict(zip(usb_paths, self._usb_devices_at(usb_paths), strict=True))
+            return [read[p] if p in read else self._node_device_at(p) for p in sys_paths]
+        return self._usb_devices_at(sys_paths)
+
+    def _usb_devices_at(self, sys_paths: Sequence[str]) -> list[Device | None]:
         try:
             names = os.listdir(BUS_DEVICES) if len(sys_paths) >= BATCH_MIN else []
         except FileNotFoundError:
             names = []
         if len(sys_paths) * 4 < sum(1 for n in names if _USB_DEVICE_NAME.match(n)) or not names:
-            return [self.device_at(path) for path in sys_paths]
+            return [self._usb_device_at(path) for path in sys_paths]
         interfaces: dict[str, list[str]] = {}
         for name in names:
             owner = interface_owner(name)
             if owner is not None:
                 interfaces.setdefault(owner, []).append(name)
         children = below_by_index(sys_paths)
-        result: list[UsbDevice | None] = []
+        result: list[Device | None] = []
         for path in sys_paths:
             below = Below(tuple(sorted(interfaces.get(sys_name_of(path), ()))), tuple(children.get(path, ())))
             try:
@@ -547,6 +640,14 @@ class UdevSource:
             except (UdevReadError, OSError, ValueError):  # as device_at: gone, not a usb_device, undecodable
                 result.append(None)
         return result
+
+    @staticmethod
+    def _usb_device_at(sys_path: str) -> UsbDevice | None:
+        try:  # not a usb_device (an interface, a tty): its DEVTYPE says so, and it reads as None
+            return read_usb_device(sys_path)
+        except (UdevReadError, OSError, ValueError):
+            # ValueError: undecodable (non-UTF-8) udev data; the device is left out, not the world
+            return None
 
     def fileno(self) -> int:
         """The monitor's file descriptor, readable when events are pending (for select/poll/asyncio)."""
@@ -566,8 +667,7 @@ class UdevSource:
             raise RuntimeError("UdevSource.start() first")
         return list(self._pending(monitor))
 
-    @staticmethod
-    def _pending(monitor: pyudev.Monitor) -> Iterator[UdevEvent]:
+    def _pending(self, monitor: pyudev.Monitor) -> Iterator[UdevEvent]:
         poller = select.poll()
         poller.register(monitor.fileno(), select.POLLIN)
         # poll(0) returns None both for "nothing" and for a message libudev dropped (filter,
@@ -595,14 +695,18 @@ class UdevSource:
             except OSError:  # the overflow came between our poll and libudev's read
                 _raise_socket_error(monitor.fileno())
                 raise
+            subsystem = device.subsystem or ""
+            usb_sys_path = usb_device_path_of(sys_path)
+            listed = usb_sys_path is None and node is not None and wants_subsystem(self._node_subsystems, subsystem)
             yield UdevEvent(
                 action=device.action or "",
                 sys_path=sys_path,
-                subsystem=device.subsystem or "",
+                subsystem=subsystem,
                 devtype=device.device_type,
                 seqnum=device.sequence_number,
-                usb_sys_path=usb_device_path_of(sys_path),
+                usb_sys_path=usb_sys_path,
                 device_node=node,
+                node_sys_path=sys_path if listed else None,
             )
 
     def close(self) -> None:

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 import usb.core
 import usb.util
 
-from discovery.model import Interface, UsbDevice, frozen_mapping
+from discovery.model import Device, Interface, UsbDevice, frozen_mapping
 from discovery.sources.base import SourceError
 
 if TYPE_CHECKING:
-    from discovery.sources.base import SourceEvent
+    from discovery.sources.base import NodeSubsystems, SourceEvent
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +88,17 @@ class UsbfsSource:
     def close(self) -> None:
         """Nothing to release: libusb handles are opened per call."""
 
-    def enumerate(self) -> list[UsbDevice]:
+    def set_node_subsystems(self, wanted: NodeSubsystems) -> bool:
+        """libusb sees USB devices only: nothing else is ever listed, whatever is asked."""
+        return False
+
+    def enumerate(self) -> list[Device]:
         """Every device libusb lists, sorted by sys_path; devices that vanish meanwhile are skipped."""
         try:
             found = list(usb.core.find(find_all=True))
         except usb.core.NoBackendError as exc:
             raise UsbfsUnavailableError(f"pyusb has no backend: {exc}") from exc
-        result = []
+        result: list[Device] = []
         for dev in found:
             try:
                 result.append(self._convert(dev))
@@ -104,11 +108,11 @@ class UsbfsSource:
         result.sort(key=lambda d: d.sys_path)
         return result
 
-    def device_at(self, sys_path: str) -> UsbDevice | None:
+    def device_at(self, sys_path: str) -> Device | None:
         """The device with that sys_path, or None (a full rescan: there is no cheaper way here)."""
         return next((d for d in self.enumerate() if d.sys_path == sys_path), None)
 
-    def devices_at(self, sys_paths: Sequence[str]) -> list[UsbDevice | None]:
+    def devices_at(self, sys_paths: Sequence[str]) -> list[Device | None]:
         """The devices with those sys_paths (None where there is none), from one rescan."""
         found = {d.sys_path: d for d in self.enumerate()}
         return [found.get(path) for path in sys_paths]

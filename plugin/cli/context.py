@@ -28,7 +28,7 @@ from plugin.cli.table import Style
 if TYPE_CHECKING:
     from discovery.inventory import Entry, Inventory
     from discovery.rules.ruleset import RuleSet
-    from discovery.sources.base import DeviceSource
+    from discovery.sources.base import DeviceSource, NodeSubsystems
     from plugin.cli.holders import Holders
 
 @dataclass
@@ -73,15 +73,19 @@ class Context:
             raise CliError(rules_error_line(path, exc)) from exc
 
     # -- devices --------------------------------------------------------------------------
-    def inventory(self, rules: RuleSet, check_declared: bool = False) -> Inventory:
+    def inventory(
+        self, rules: RuleSet, node_subsystems: NodeSubsystems = None, check_declared: bool = False
+    ) -> Inventory:
         """Every attached device, named and matched as the plugin does; CliError(3) when USB is out of reach.
 
+        ``node_subsystems``: which non-USB devices with a node to list too (``"all"`` for ``list --all``).
         ``check_declared`` runs the declared devices' health checks once, for their health.
         """
         from discovery.inventory import DeviceAccessError, enumerate_devices, take_inventory
 
         source = self.open_source()
         try:
+            source.set_node_subsystems(node_subsystems)
             devices = enumerate_devices(source)
         except DeviceAccessError as exc:
             raise CliError(str(exc), EXIT_ENVIRONMENT) from exc

@@ -1,5 +1,8 @@
 """``list``: every attached USB device, its stable ID, its nodes, what the rules make of it, and who holds it.
 
+``--all`` adds every other device with a node (kind ``udev``: an on-board UART, a GPIO chip, a PCI
+card's ports) and a KIND column; a udev device's DEVICE cell is its subsystem and kernel name.
+
 Holders come from the local Nomad agent (``plugin.cli.holders``). Without an agent that answers,
 the HELD BY column is left out (a column of "unknown" says nothing) and one line under the table says why.
 """
@@ -9,6 +12,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from discovery.model import Device, UsbDevice
+from discovery.sources.base import ALL_NODE_SUBSYSTEMS
 from plugin.cli.context import EXIT_OK, Context
 from plugin.cli.declared import declared_json
 from plugin.cli.declared import list_lines as declared_list_lines
@@ -17,7 +22,6 @@ from plugin.cli.view import (
     IGNORED,
     MATCHED,
     Result,
-    child_nodes,
     device_json,
     held_by_text,
     holders_line,
@@ -25,6 +29,7 @@ from plugin.cli.view import (
     result_of,
     rule_ref,
     short_node,
+    shown_nodes,
 )
 
 if TYPE_CHECKING:
@@ -47,36 +52,42 @@ COLUMNS = (
     Column("HELD BY", min_width=8, shrink=10, drop=7),
 )
 HELD_BY = len(COLUMNS) - 1
+# --all: a KIND column after the ID, and the VID:PID column names any kind of device.
+ALL_COLUMNS = (COLUMNS[0], Column("KIND", min_width=4), Column("DEVICE", min_width=9, shrink=11), *COLUMNS[2:])
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     path = ctx.rules_path(args.rules)
-    show_all = getattr(args, "all", False)
-    inventory = ctx.inventory(ctx.load_rules(path), check_declared=show_all)
-    entries = sorted(inventory.entries, key=lambda e: natural_key(e.device.sys_path))
+    every = bool(args.all)
+    inventory = ctx.inventory(ctx.load_rules(path), ALL_NODE_SUBSYSTEMS if every else None, check_declared=every)
+    usb = sorted(inventory.entries, key=lambda e: natural_key(e.device.sys_path))
+    entries = [*usb, *sorted(inventory.others, key=lambda e: natural_key(e.device.sys_path))]
     results = [result_of(inventory, e) for e in entries]
-    declared = inventory.declared if show_all else ()
+    declared = inventory.declared if every else ()
     holders = ctx.holders() if entries or declared else None
     if args.json:
+        devices = [device_json(e, r, holders) for e, r in zip(entries, results, strict=True)]
+        if every:  # which fields a device has depends on its kind: say it for every one
+            devices = [{"kind": e.device.kind, **d} for e, d in zip(entries, devices, strict=True)]
         out: dict[str, object] = {
             "source": inventory.source,
             "rules_file": path,
-            "devices": [device_json(e, r, holders) for e, r in zip(entries, results, strict=True)],
+            "devices": devices,
             "nomad": holders.to_json() if holders is not None else None,
         }
-        if show_all:
+        if every:
             out["declared"] = [declared_json(s, holders) for s in declared]
         ctx.print_json(out)
         return EXIT_OK
-    if not entries:  # nothing attached, so nobody was asked about USB devices
-        ctx.print("no USB devices attached")
-        _print_declared(ctx, inventory, holders, args, show_all)
+    if not entries:  # nothing attached, so nobody was asked about attached devices
+        ctx.print("no devices with a node attached" if every else "no USB devices attached")
+        _print_declared(ctx, inventory, holders, args, every)
         return EXIT_OK
     assert holders is not None
     rows: list[list[Cell]] = []
     for entry, result in zip(entries, results, strict=True):
         d = entry.device
-        nodes = " ".join(short_node(n) for n in child_nodes(d)) or "-"
+        nodes = " ".join(short_node(n) for n in shown_nodes(d)) or "-"
         if result.status == MATCHED:
             group: Cell = result.text
             health: Cell = "ok" if result.healthy else (result.reason, ("red",))
@@ -84,31 +95,42 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             group = (result.text, ("dim",) if result.status == IGNORED else ("yellow",))
             health = "-"
         held: Cell = held_by_text(holders.of(entry.id)) if result.status == MATCHED else "-"
-        rows.append([
-            entry.id, d.vid_pid, d.manufacturer or "-", d.product or "-", d.serial or "-", d.sys_name,
-            nodes, group, rule_ref(result.rule) if result.rule else "-", health, held,
-        ])
-    columns: tuple[Column, ...] = COLUMNS
+        row: list[Cell] = [
+            entry.id, *_identity_cells(d), d.serial or "-", _port(d), nodes, group,
+            rule_ref(result.rule) if result.rule else "-", health, held,
+        ]
+        rows.append([row[0], d.kind, *row[1:]] if every else row)
+    columns: tuple[Column, ...] = ALL_COLUMNS if every else COLUMNS
     if not holders.known:
-        columns, rows = COLUMNS[:HELD_BY], [row[:HELD_BY] for row in rows]
+        columns, rows = columns[:-1], [row[:-1] for row in rows]
     for line in render_table(columns, rows, None if args.wide else ctx.width, ctx.style):
         ctx.print(line)
     ctx.print()
     ctx.print(_footer(len(entries), results, path, inventory.source))
     ctx.print(holders_line(holders, sum(1 for e in entries if holders.of(e.id))))
-    _print_declared(ctx, inventory, holders, args, show_all)
+    _print_declared(ctx, inventory, holders, args, every)
     return EXIT_OK
 
 
 def _print_declared(
-    ctx: Context, inventory: Inventory, holders: Holders | None, args: argparse.Namespace, show_all: bool
+    ctx: Context, inventory: Inventory, holders: Holders | None, args: argparse.Namespace, every: bool
 ) -> None:
     """With --all: the declared devices, below the attached ones."""
-    if not show_all:
+    if not every:
         return
     ctx.print()
     for line in declared_list_lines(ctx, inventory, holders, args.wide):
         ctx.print(line)
+def _identity_cells(d: Device) -> list[Cell]:
+    """VID:PID (or the subsystem and kernel name), manufacturer and product."""
+    if isinstance(d, UsbDevice):
+        return [d.vid_pid, d.manufacturer or "-", d.product or "-"]
+    return [d.label, "-", "-"]
+
+
+def _port(d: Device) -> str:
+    """A USB device's kernel name (``1-5.2``), another device's place (ID_PATH or its bus parent)."""
+    return d.sys_name if isinstance(d, UsbDevice) else d.port_path
 
 
 def _footer(total: int, results: list[Result], path: str | None, source: str) -> str:

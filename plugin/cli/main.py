@@ -68,7 +68,8 @@ SUBCOMMAND_EXAMPLES = {
 examples:
   {PROG} list                                  # IDs and nodes; no rules: every device shows "no rule"
   {PROG} list --rules rules.yaml               # plus the group and rule each device lands in
-  {PROG} list --rules rules.yaml --json        # for scripts""",
+  {PROG} list --rules rules.yaml --json        # for scripts
+  {PROG} list --all                            # also on-board UARTs, GPIO chips, PCI cards ... (kind udev)""",
     "explain": f"""\
 examples:
   {PROG} explain usb-0403-6001-A50285BI --rules rules.yaml
@@ -87,7 +88,8 @@ examples:
     "watch": f"""\
 examples:
   {PROG} watch --rules rules.yaml              # plug and unplug; edit rules.yaml to see every device again
-  {PROG} watch --json | jq .""",
+  {PROG} watch --json | jq .
+  {PROG} watch --all                           # also events of devices outside USB""",
 }
 
 
@@ -139,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     json_option(p)
     p.add_argument("--wide", action="store_true", help="never cut cells to fit the terminal")
     p.add_argument("--all", action="store_true",
-                   help="also the devices the rules declare (kind: declared), their health checks run once")
+                   help="also devices with a node outside USB (on-board UARTs, GPIO chips, PCI cards) with their kind, and the devices the rules declare (their health checks run once)")
 
     p = sub("explain", "show how each rule judges one device, condition by condition, and its reservation",
             _command("explain"))
@@ -163,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub("watch", "print hotplug events with their match result, until Ctrl-C", _command("watch"))
     rules_option(p)
     json_option(p)
+    p.add_argument("--all", action="store_true", help="also show events of devices with a node outside USB")
 
     # Listed for --help only: main() hands "demo ..." over before argparse, so the demo parses its own options.
     subs.add_parser("demo", help="run the demo in a fake USB world (options after 'demo' are the demo's)",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from discovery.inventory import Entry, Inventory
-from discovery.model import UsbDevice
+from discovery.model import Device, NodeDevice, UsbDevice
 from discovery.rules.model import Rule
 from discovery.snapshot import DeviceState
 
@@ -47,7 +47,7 @@ class Result:
         return f"{self.text} by {rule_ref(self.rule)} (unhealthy: {self.reason})"
 
 
-def result_of(inventory: Inventory, entry: Entry) -> Result:
+def result_of(inventory: Inventory, entry: Entry[Device]) -> Result:
     """The device's Result, read from the snapshot (matched) or the deciding verdict (ignored)."""
     state = entry.state
     if state is not None:
@@ -94,6 +94,13 @@ def child_nodes(device: UsbDevice) -> list[str]:
     return [c.device_node for c in device.children if c.device_node]
 
 
+def shown_nodes(device: Device) -> list[str]:
+    """The nodes a person looks for in a table: a USB device's children's, another device's own."""
+    if isinstance(device, UsbDevice):
+        return child_nodes(device)
+    return [device.device_node] if device.device_node else []
+
+
 def held_by_text(holders: tuple[Holder, ...] | None) -> str:
     """``job/group 1a2b3c4d`` for each allocation holding the device, ``-`` for none, ``?`` when unknown."""
     if holders is None:
@@ -109,13 +116,17 @@ def holders_line(holders: Holders, held: int) -> str:
     return f"held by: {held} device{'s' if held != 1 else ''} held by allocations on node {node} ({holders.address})"
 
 
-def device_json(entry: Entry, result: Result, holders: Holders | None = None) -> dict[str, object]:
+def device_json(entry: Entry[Device], result: Result, holders: Holders | None = None) -> dict[str, object]:
     """Everything about one attached device that helps writing a rule for it, and who holds it.
 
     ``allocations`` is the list of allocations holding it (empty: free), or null when no agent answered.
+    A non-USB device has ``kind`` (``udev``), its subsystem, node and parents instead of USB's ids and interfaces.
     """
     d = entry.device
     held = holders.of(entry.id) if holders is not None else None
+    allocations = [h.to_json() for h in held] if held is not None else None
+    if not isinstance(d, UsbDevice):
+        return {**_other_device_json(entry.id, d), "match": result_json(result), "allocations": allocations}
     return {
         "id": entry.id,
         "vid_pid": d.vid_pid,
@@ -154,8 +165,28 @@ def device_json(entry: Entry, result: Result, holders: Holders | None = None) ->
             if c.device_node
         ],
         "match": result_json(result),
-        "allocations": [h.to_json() for h in held] if held is not None else None,
+        "allocations": allocations,
     }
+
+
+def _other_device_json(dev_id: str, d: Device) -> dict[str, object]:
+    """A non-USB device: its subsystem, node and links, its place and its parents (nearest first)."""
+    out: dict[str, object] = {
+        "id": dev_id,
+        "kind": d.kind,
+        "label": d.label,
+        "serial": d.serial,
+        "port_path": d.port_path,
+        "sys_name": d.sys_name,
+        "sys_path": d.sys_path,
+        "node": d.device_node,
+        "driver": d.driver,
+    }
+    if isinstance(d, NodeDevice):
+        out["subsystem"] = d.subsystem
+        out["links"] = list(d.devlinks)
+        out["parents"] = [{"sys_name": p.sys_name, "subsystem": p.subsystem, "driver": p.driver} for p in d.parents]
+    return out
 
 
 _DIGITS = re.compile(r"(\d+)")

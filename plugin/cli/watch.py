@@ -7,7 +7,8 @@ to is read again, so a line shows the device as it is after that event: the usb_
 often comes before its tty exists, and the tty's own ``add`` line then shows the rule that needs it.
 
 Shown: every event of a usb_device, events of children with a /dev node (tty, hidraw, ...) and
-driver bind/unbind on interfaces; anything else only updates the table. With ``--rules`` the file
+driver bind/unbind on interfaces; anything else only updates the table. ``--all`` also shows the
+add, change and remove events of devices with a node outside USB (kind ``udev``: ``tty ttyAMA0``). With ``--rules`` the file
 is watched too: after a change, every attached device is matched again and printed. Ends on
 SIGINT (Ctrl-C) or SIGTERM with exit 0.
 """
@@ -27,7 +28,8 @@ from types import FrameType
 from discovery.rules.errors import RulesError
 from discovery.filewatch import FileWatch
 from discovery.inventory import Entry, Inventory
-from discovery.model import UsbDevice
+from discovery.model import Device, UsbDevice
+from discovery.sources.base import ALL_NODE_SUBSYSTEMS
 from discovery.rules.loader import load_rules
 from discovery.rules.ruleset import RuleSet
 from discovery.snapshot import Snapshot
@@ -51,7 +53,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     rules = ctx.load_rules(path)
     if not udev_available():
         raise CliError("watch needs udev (no /run/udev here); 'list' works without it", EXIT_ENVIRONMENT)
-    watcher = _Watcher(ctx, rules, path, args.json, clock=time.time)
+    watcher = _Watcher(ctx, rules, path, args.json, clock=time.time, every=args.all)
     try:
         with _sigterm_stops():
             watcher.run()
@@ -82,13 +84,14 @@ class _Watcher:
     """One monitor, one device table, one line per shown event (see the module docstring)."""
 
     def __init__(self, ctx: Context, rules: RuleSet, path: str | None, as_json: bool,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], every: bool = False) -> None:
         self.ctx = ctx
         self.rules = rules
         self.path = path
         self.as_json = as_json
         self.clock = clock
-        self.source = UdevSource()
+        self.every = every
+        self.source = UdevSource(node_subsystems=ALL_NODE_SUBSYSTEMS if every else None)
         self.table = DeviceTable(unplugged_grace=0.0)
         self.files: FileWatch | None = None
         self.version = 0
@@ -104,10 +107,13 @@ class _Watcher:
         self.table.replace_all(self.source.enumerate(), self.clock())
         if self.path is not None:
             self.files = FileWatch(self.path)
-        count = len(self.table.attached())
+        attached = self.table.attached()
+        count = sum(1 for _, d in attached if isinstance(d, UsbDevice))
         rules = f"rules: {self.path}" if self.path else "no rules file"
+        others = f" and {len(attached) - count} other device{'s' if len(attached) - count != 1 else ''} with a node" \
+            if self.every else ""
         # the ready line: the monitor listens from here on (tests wait for it before plugging)
-        self.ctx.note(f"watching {count} attached USB device{'s' if count != 1 else ''} ({rules}); "
+        self.ctx.note(f"watching {count} attached USB device{'s' if count != 1 else ''}{others} ({rules}); "
                       "press Ctrl-C to stop")
         self.ctx.err.flush()
         while True:
@@ -133,38 +139,43 @@ class _Watcher:
 
     # -- events -----------------------------------------------------------------------------
     def _on_event(self, event: UdevEvent) -> None:
-        owner = event.sys_path if event.devtype == "usb_device" else usb_device_path_of(event.sys_path)
+        if event.devtype == "usb_device":
+            owner: str | None = event.sys_path
+        else:
+            owner = usb_device_path_of(event.sys_path) or event.node_sys_path
         if owner is None:
             return
+        whole = event.devtype == "usb_device" or owner == event.node_sys_path  # the event is the device's own
         old_id = self.table.id_of(owner)
         old_device = dict(self.table.attached()).get(old_id) if old_id else None
         shown = self._shown(event)
-        if event.devtype == "usb_device" and event.action == "remove":
+        if whole and event.action == "remove":
             before = self._snapshot()  # the device's last result, to say what went
             self.table.update(owner, None, self.clock())
             if shown and old_id is not None and old_device is not None:
-                self._print(event, old_id, old_device.vid_pid, self._result(before, old_id, old_device), REMOVED)
+                self._print(event, old_id, old_device, self._result(before, old_id, old_device), REMOVED)
             return
         device = self.source.device_at(owner)
         if device is None:
             # Gone already (we are behind a burst): its own remove event follows, keep what we know till then.
-            if shown and event.devtype == "usb_device":
-                vid_pid = old_device.vid_pid if old_device is not None else "????:????"
-                self._print(event, old_id or owner.rsplit("/", 1)[-1], vid_pid, None, VANISHED)
+            if shown and whole:
+                self._print(event, old_id or owner.rsplit("/", 1)[-1], old_device, None, VANISHED)
             return
         self.table.update(owner, device, self.clock())
         if shown:
             dev_id = self.table.id_of(owner)
             assert dev_id is not None
-            self._print(event, dev_id, device.vid_pid, self._result(self._snapshot(), dev_id, device), PRESENT)
+            self._print(event, dev_id, device, self._result(self._snapshot(), dev_id, device), PRESENT)
 
-    def _result(self, snapshot: Snapshot, dev_id: str, device: UsbDevice) -> Result:
+    def _result(self, snapshot: Snapshot, dev_id: str, device: Device) -> Result:
         entry = Entry(dev_id, device, snapshot.devices.get(dev_id))
-        return result_of(Inventory(self.rules, snapshot, (entry,)), entry)
+        return result_of(Inventory(self.rules, snapshot, ()), entry)
 
     def _shown(self, event: UdevEvent) -> bool:
         if event.devtype == "usb_device":
             return True
+        if event.node_sys_path is not None:  # a device outside USB (watch --all): its own events
+            return event.action in ("add", "change", "remove")
         if event.devtype == "usb_interface":
             return event.action in SHOWN_INTERFACE_ACTIONS
         return event.device_node is not None and event.action in ("add", "remove")
@@ -188,18 +199,26 @@ class _Watcher:
         self.ctx.note(f"rules reloaded from {self.path} ({count} rule{'s' if count != 1 else ''})")
         self.ctx.err.flush()
         for dev_id, device in sorted(self.table.attached(), key=lambda item: item[1].sys_path):
-            self._print(None, dev_id, device.vid_pid, self._result(snapshot, dev_id, device), PRESENT)
+            self._print(None, dev_id, device, self._result(snapshot, dev_id, device), PRESENT)
 
     # -- output -----------------------------------------------------------------------------
-    def _print(self, event: UdevEvent | None, dev_id: str, vid_pid: str, result: Result | None, state: str) -> None:
+    def _print(self, event: UdevEvent | None, dev_id: str, device: Device | None, result: Result | None,
+               state: str) -> None:
+        """One line; ``device`` is what the table knew of it (None: a device gone before it was ever read)."""
         now = datetime.fromtimestamp(self.clock()).astimezone()
         action = event.action if event is not None else "rules"
         what = _what(event) if event is not None else "device"
+        if isinstance(device, UsbDevice) or device is None:
+            vid_pid: str | None = device.vid_pid if device is not None else "????:????"
+            label = vid_pid
+        else:
+            vid_pid, label = None, device.label
         if self.as_json:
             self.ctx.out.write(_json_line({
                 "time": now.isoformat(timespec="milliseconds"),
                 "action": action,
                 "id": dev_id,
+                "kind": device.kind if device is not None else "usb",
                 "vid_pid": vid_pid,
                 "what": what,
                 "sys_path": event.sys_path if event is not None else None,
@@ -217,13 +236,15 @@ class _Watcher:
                 outcome = result.summary()
                 color = "green" if result.status == MATCHED and result.healthy else "yellow"
             self.ctx.out.write(f"{now.strftime('%H:%M:%S.%f')[:-3]}  {style.paint(f'{action:<7}', 'bold')}  "
-                               f"{dev_id}  {vid_pid}  {what}  -> {style.paint(outcome, color)}\n")
+                               f"{dev_id}  {label}  {what}  -> {style.paint(outcome, color)}\n")
         self.ctx.out.flush()  # one line per event, also through a pipe
 
 
 def _what(event: UdevEvent) -> str:
     if event.devtype == "usb_device":
         return "device"
+    if event.sys_path == event.node_sys_path:  # a device outside USB: the node is the device
+        return f"node {event.device_node}"
     if event.devtype == "usb_interface":
         return f"interface {event.sys_path.rsplit('/', 1)[-1]}"
     return f"{event.subsystem} {event.device_node}"

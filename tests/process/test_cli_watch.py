@@ -162,3 +162,29 @@ def test_watch_stops_on_sigint_even_when_started_with_it_ignored(testbed: Testbe
         assert proc.stop(signal.SIGINT, timeout=10.0) == 0
     finally:
         proc.kill()
+
+
+def test_watch_all_shows_node_devices_outside_usb(testbed: Testbed) -> None:
+    """--all: a PCI serial card's ports are printed as they come and go, by ID and label; USB lines stay as they were."""
+    testbed.plug(load_fixture("raspberry-pi-hat"))
+    proc = CliProcess(["watch", "--all", "--json", "--rules", RULES], {**os.environ, **testbed.env()})
+    try:
+        ready = proc.wait_err("press Ctrl-C to stop")
+        assert "watching 0 attached USB devices and 4 other devices with a node" in ready
+        card = testbed.plug(load_fixture("pcie-serial-card"))
+        added = [json.loads(line) for line in _until_all(proc, "ttyS4", "ttyS5")]
+        assert [(e["action"], e["id"], e["kind"], e["what"], e["state"]) for e in added] == [
+            ("add", "tty-pci-03_00.0-ttyS4", "udev", "node /dev/ttyS4", "present"),
+            ("add", "tty-pci-03_00.0-ttyS5", "udev", "node /dev/ttyS5", "present"),
+        ]
+        assert added[0]["vid_pid"] is None and added[0]["match"]["status"] == "unmatched"
+        testbed.unplug(card)
+        removed = [json.loads(line) for line in _until_all(proc, '"remove"')]
+        assert (removed[-1]["action"], removed[-1]["state"]) == ("remove", "removed")
+        assert removed[-1]["id"] in ("tty-pci-03_00.0-ttyS4", "tty-pci-03_00.0-ttyS5")
+        testbed.plug(load_fixture("ftdi-ft232r"))
+        usb = [json.loads(line) for line in proc.wait_out(lambda line: "ttyUSB0" in line)]
+        assert (usb[-1]["kind"], usb[-1]["vid_pid"], usb[-1]["id"]) == ("usb", "0403:6001", "usb-0403-6001-A50285BI")
+        assert proc.stop(signal.SIGTERM) == 0
+    finally:
+        proc.kill()

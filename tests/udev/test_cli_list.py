@@ -117,3 +117,30 @@ def test_color_option_works_after_the_command_too(world: Testbed, args: list[str
     run = run_cli(*args)
     assert run.code == 0, run.err
     assert ("\x1b[" in run.out) is painted
+
+
+def test_list_all_adds_node_devices_with_their_kind(world: Testbed) -> None:
+    """--all lists the USB devices as before, then every device with a node outside USB, with a KIND column."""
+    plain = run_cli("list", "--rules", RULES, "--wide")
+    run = run_cli("list", "--rules", RULES, "--wide", "--all")
+    assert (run.code, run.err) == (0, "")
+    lines = run.out.splitlines()
+    assert lines[0].split()[:3] == ["ID", "KIND", "DEVICE"]
+    rows = {line.split()[0]: line.split() for line in lines[1:] if line and not line.startswith(("held", "2"))}
+    usb_ids = [line.split()[0] for line in plain.out.splitlines()[1:12]]
+    assert all(rows[i][1] == "usb" for i in usb_ids)
+    assert rows["tty-platform-fe201000.serial-ttyAMA0"][1:4] == ["udev", "tty", "ttyAMA0"]
+    assert rows["tty-pci-03_00.0-ttyS5"][1:5] == ["udev", "tty", "ttyS5", "-"]
+    assert "20 devices:" in run.out and "11 devices:" in plain.out
+
+
+def test_list_all_json_gives_kind_subsystem_node_and_parents(world: Testbed) -> None:
+    """--all --json: every device says its kind; a udev device its subsystem, node, driver, port and parents."""
+    devices = json.loads(run_cli("list", "--all", "--json").out)["devices"]
+    assert {d["kind"] for d in devices} == {"usb", "udev"}
+    cros = next(d for d in devices if d["id"] == "misc-platform-AMDI0020_01-cros_fp")
+    assert (cros["subsystem"], cros["node"], cros["driver"], cros["port_path"]) == \
+        ("misc", "/dev/cros_fp", "cros-ec-chardev", "platform-AMDI0020:01")
+    assert [p["sys_name"] for p in cros["parents"]][:2] == ["cros-ec-chardev.3.auto", "cros-ec-dev.1.auto"]
+    assert cros["match"]["status"] == "unmatched"
+    assert all("kind" not in d for d in json.loads(run_cli("list", "--json").out)["devices"])
