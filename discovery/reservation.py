@@ -5,13 +5,22 @@ CLI's ``explain`` prints it. Paths are resolved at reservation time (bus/device 
 every replug) and must end up under /dev or /sys after following symlinks: the plugin runs as root,
 and a rule or a hostile udev property must never hand a task anything else.
 
-Environment variables (documented in the README):
+Environment variables (documented in the README), for devices of every kind:
 
-* ``USB_DEVICE_IDS``: the reserved IDs, sorted, comma-separated.
-* ``USB_DEVICE_<i>_ID``, ``_SERIAL``, ``_NODE``, ``_BUS_NODE``: for the i-th ID in that order. ``_NODE`` is
-  the first handed-over child node (a tty, hidraw, ...) or the USB node when there is none.
+* ``DEVICE_IDS``: the reserved IDs, sorted, comma-separated.
+* ``DEVICE_<i>_ID``, ``_SERIAL``, ``_NODE``: for the i-th ID in that order. ``_NODE`` is the device's
+  main node: for USB the same as ``USB_DEVICE_<i>_NODE``; otherwise its own node (``/dev/ttyAMA0``), else
+  the first of the rule's ``nodes:``, else "".
+* only when every reserved device is USB, as before kinds existed (compatibility): ``USB_DEVICE_IDS``,
+  ``USB_DEVICE_<i>_ID``, ``_SERIAL``, ``_NODE``, ``_BUS_NODE``. ``_NODE`` is the first handed-over child
+  node (a tty, hidraw, ...) or the USB node when there is none. A reservation of other devices sets
+  no ``USB_`` names: nothing there is USB.
 * each rule ``env`` entry: its value when every device renders the same one, otherwise one value per
-  device joined with commas in ID order (the i-th value belongs to ``USB_DEVICE_<i>``).
+  device joined with commas in ID order (the i-th value belongs to ``DEVICE_<i>``).
+
+Nodes handed over, each once and with the rule's permissions: the device's own node (the USB node,
+``/dev/ttyAMA0``), the children its rule hands over (USB), then the rule's ``nodes:``, which must
+resolve under /dev.
 """
 
 from __future__ import annotations
@@ -110,25 +119,44 @@ def plan_reservation(
 
     devices: list[DevicePlan] = []
     mounts: list[MountPlan] = []
-    envs: dict[str, str] = {"USB_DEVICE_IDS": ",".join(s.id for s in states)}
+    all_usb = all(s.device.kind == "usb" for s in states)
+    ids = ",".join(s.id for s in states)
+    envs: dict[str, str] = {"DEVICE_IDS": ids}
+    if all_usb:
+        envs["USB_DEVICE_IDS"] = ids
     rule_env: dict[str, list[str]] = {}
     seen_nodes: set[str] = set()
     for i, state in enumerate(states):
         device, match = state.device, state.match
-        main_node = ""
-        bus_node = ""
+        child_node = ""
+        own_node = ""
         if device.device_node:
-            bus_node = resolve_node(device.device_node, realpath)
-            _add_node(devices, seen_nodes, bus_node, match.permissions)
+            own_node = resolve_node(device.device_node, realpath)
+            _add_node(devices, seen_nodes, own_node, match.permissions)
         for child in handed_over_children(device, match.children):
             assert child.device_node is not None
             node = resolve_node(child.device_node, realpath)
             _add_node(devices, seen_nodes, node, match.permissions)
-            main_node = main_node or node
-        envs[f"USB_DEVICE_{i}_ID"] = state.id
-        envs[f"USB_DEVICE_{i}_SERIAL"] = device.serial or ""
-        envs[f"USB_DEVICE_{i}_NODE"] = main_node or bus_node
-        envs[f"USB_DEVICE_{i}_BUS_NODE"] = bus_node
+            child_node = child_node or node
+        extra_node = ""
+        for path in match.nodes:
+            node = resolve_node(path, realpath)
+            if not node.startswith("/dev/"):
+                raise DeviceUnavailableError(f"node {path} resolves to {node}, outside /dev")
+            _add_node(devices, seen_nodes, node, match.permissions)
+            extra_node = extra_node or node
+        if device.kind == "usb":
+            main_node = child_node or own_node
+        else:
+            main_node = own_node or extra_node
+        envs[f"DEVICE_{i}_ID"] = state.id
+        envs[f"DEVICE_{i}_SERIAL"] = device.serial or ""
+        envs[f"DEVICE_{i}_NODE"] = main_node
+        if all_usb:
+            envs[f"USB_DEVICE_{i}_ID"] = state.id
+            envs[f"USB_DEVICE_{i}_SERIAL"] = device.serial or ""
+            envs[f"USB_DEVICE_{i}_NODE"] = main_node
+            envs[f"USB_DEVICE_{i}_BUS_NODE"] = own_node
         for key, value in match.env.items():
             rule_env.setdefault(key, []).append(value)
         for mount in match.mounts:
@@ -141,7 +169,7 @@ def plan_reservation(
             if plan not in mounts:
                 mounts.append(plan)
     for key, values in rule_env.items():
-        # One value when all devices agree; otherwise one per device, in ID order like USB_DEVICE_<i>.
+        # One value when all devices agree; otherwise one per device, in ID order like DEVICE_<i>.
         envs[key] = values[0] if len(set(values)) == 1 else ",".join(values)
     return Reservation(envs=envs, mounts=tuple(mounts), devices=tuple(devices))
 

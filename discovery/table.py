@@ -252,7 +252,7 @@ class DeviceTable:
         device = hist.device
         if match.require_driver and not any(i.driver for i in device.interfaces):
             return "no driver bound"
-        for path in handed_over_nodes(device, match.children):
+        for path in handed_over_nodes(device, match.children, match.nodes):
             problem = self._node_check(path)
             if problem:
                 return problem

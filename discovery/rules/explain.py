@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from discovery.model import UsbDevice
+from discovery.model import Device
 from discovery.rules.matching import render_group
 from discovery.rules.model import GroupKey, Rule
 from discovery.rules.templates import DeviceFacts
@@ -59,21 +59,31 @@ class RuleVerdict:
         out = [f"{self.rule.describe()}: {outcome}"]
         if not self.conditions:
             out.append("    (no conditions: matches every device)")
+        elif all(result.field == "kind" and result.ok for result in self.conditions):
+            out.append(f"    (no other conditions: matches every kind: {self.rule.kind} device)")
         for result in self.conditions:
             mark = "ok  " if result.ok else "FAIL"
             out.append(f"  {mark} {result.field}: {result.actual} (wanted {result.expected})")
         return out
 
 
-def verdicts_for(rules: Iterable[Rule], device: UsbDevice, device_id: str | None = None) -> list[RuleVerdict]:
-    """How every rule judges ``device``, in order: each condition, and who won."""
+def verdicts_for(rules: Iterable[Rule], device: Device, device_id: str | None = None) -> list[RuleVerdict]:
+    """How every rule judges ``device``, in order: each condition, and who won.
+
+    A rule of another kind is judged on its kind alone (its conditions are about other devices).
+    The kind is shown as a first condition whenever the rule or the device is not USB.
+    """
     facts = DeviceFacts(device, device_id)
     verdicts: list[RuleVerdict] = []
     decided = False
     for rule in rules:
-        results = [
-            ConditionResult(c.field, c.expected, c.actual(device), c.test(device)) for c in rule.conditions
-        ]
+        results: list[ConditionResult] = []
+        if rule.kind != "usb" or device.kind != "usb":
+            results.append(ConditionResult("kind", rule.kind, device.kind, rule.kind == device.kind))
+        if rule.kind == device.kind:
+            results.extend(
+                ConditionResult(c.field, c.expected, c.actual(device), c.test(device)) for c in rule.conditions
+            )
         failed = [r for r in results if not r.ok]
         matched = not failed
         group: GroupKey | None = None

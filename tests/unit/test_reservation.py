@@ -108,11 +108,14 @@ def test_plan_reservation_hands_over_only_the_children_the_rule_names() -> None:
 
 
 def test_plan_reservation_env_per_device_in_id_order() -> None:
-    """USB_DEVICE_IDS is sorted; USB_DEVICE_<i>_* follow that order, whatever order Nomad asked in."""
+    """(USB_)DEVICE_IDS is sorted; (USB_)DEVICE_<i>_* follow that order, whatever order Nomad asked in."""
     first = board("usb-a", devnum=5, serial="S-A", children=frozenset())
     second = board("usb-b", devnum=6, serial=None, children=frozenset())
     envs = plan(["usb-b", "usb-a", "usb-b"], first, second).envs
     assert envs == {
+        "DEVICE_IDS": "usb-a,usb-b",
+        "DEVICE_0_ID": "usb-a", "DEVICE_0_SERIAL": "S-A", "DEVICE_0_NODE": "/dev/null",
+        "DEVICE_1_ID": "usb-b", "DEVICE_1_SERIAL": "", "DEVICE_1_NODE": "/dev/full",
         "USB_DEVICE_IDS": "usb-a,usb-b",
         "USB_DEVICE_0_ID": "usb-a", "USB_DEVICE_0_SERIAL": "S-A",
         "USB_DEVICE_0_NODE": "/dev/null", "USB_DEVICE_0_BUS_NODE": "/dev/null",
