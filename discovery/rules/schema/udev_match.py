@@ -67,10 +67,11 @@ def _serial(r: Reader, src: Src, field: str, key: str) -> list[Condition[Any]]:
 
 def _attribute_globs(r: Reader, src: Src, field: str) -> list[tuple[str, Any]] | None:
     """``{name: glob or [globs]}`` of sysfs attributes; None when any entry is wrong."""
+    before = len(r.issues.items)
     keys = read_map(src, field, r.issues, None)
     if keys is None:
         return None
-    if not keys:
+    if not keys and len(r.issues.items) == before:  # not when its only keys were wrong
         r.error(src, field, "give at least one attribute (leave the key out to match any device)")
         return None
     out = []
@@ -102,10 +103,11 @@ def _parent_attributes(r: Reader, src: Src, field: str, key: str) -> list[Condit
 
 
 def _pci(r: Reader, src: Src, field: str, key: str) -> list[Condition[Any]]:
+    before = len(r.issues.items)
     keys = read_map(src, field, r.issues, PCI_KEYS)
     if keys is None:
         return []
-    if not keys:
+    if not keys and len(r.issues.items) == before:  # not when its only keys were wrong
         r.error(src, field, f"give at least one of {', '.join(PCI_KEYS)}")
         return []
     out: list[Condition[Any]] = []
