@@ -140,9 +140,9 @@ def plan_reservation(
             child_node = child_node or node
         extra_node = ""
         for path in match.nodes:
+            if not realpath(path).startswith("/dev/"):  # a rule's nodes are device nodes: /sys is no place for them
+                raise DeviceUnavailableError(f"node {path} resolves to {realpath(path)}, outside /dev")
             node = resolve_node(path, realpath)
-            if not node.startswith("/dev/"):
-                raise DeviceUnavailableError(f"node {path} resolves to {node}, outside /dev")
             _add_node(devices, seen_nodes, node, match.permissions)
             extra_node = extra_node or node
         if device.kind == "usb":
