@@ -122,8 +122,7 @@ def plan_reservation(
     all_usb = all(s.device.kind == "usb" for s in states)
     ids = ",".join(s.id for s in states)
     envs: dict[str, str] = {"DEVICE_IDS": ids}
-    if all_usb:
-        envs["USB_DEVICE_IDS"] = ids
+    usb_envs: dict[str, str] = {"USB_DEVICE_IDS": ids} if all_usb else {}  # after the neutral names
     rule_env: dict[str, list[str]] = {}
     seen_nodes: set[str] = set()
     for i, state in enumerate(states):
@@ -153,10 +152,10 @@ def plan_reservation(
         envs[f"DEVICE_{i}_SERIAL"] = device.serial or ""
         envs[f"DEVICE_{i}_NODE"] = main_node
         if all_usb:
-            envs[f"USB_DEVICE_{i}_ID"] = state.id
-            envs[f"USB_DEVICE_{i}_SERIAL"] = device.serial or ""
-            envs[f"USB_DEVICE_{i}_NODE"] = main_node
-            envs[f"USB_DEVICE_{i}_BUS_NODE"] = own_node
+            usb_envs[f"USB_DEVICE_{i}_ID"] = state.id
+            usb_envs[f"USB_DEVICE_{i}_SERIAL"] = device.serial or ""
+            usb_envs[f"USB_DEVICE_{i}_NODE"] = main_node
+            usb_envs[f"USB_DEVICE_{i}_BUS_NODE"] = own_node
         for key, value in match.env.items():
             rule_env.setdefault(key, []).append(value)
         for mount in match.mounts:
@@ -168,6 +167,7 @@ def plan_reservation(
             plan = MountPlan(task_path=mount.task_path, host_path=host, read_only=mount.read_only)
             if plan not in mounts:
                 mounts.append(plan)
+    envs.update(usb_envs)
     for key, values in rule_env.items():
         # One value when all devices agree; otherwise one per device, in ID order like DEVICE_<i>.
         envs[key] = values[0] if len(set(values)) == 1 else ",".join(values)
