@@ -113,6 +113,8 @@ def warnings_for(
         if id(rule) in statically_dead:
             continue
         if id(rule) not in matched_any:
+            if rule.kind != "usb" and not any(device.kind == rule.kind for device in devices):
+                continue  # no device of its kind was looked at (listed only when asked for): nothing to say
             found.append(_issue(rule, "", _matches_none(rule, devices)))
         elif id(rule) not in won:
             found.append(_issue(rule, "", _taken_first(matched_any[id(rule)], taken_by[id(rule)], by_id)))
