@@ -128,7 +128,8 @@ def find_devices(inventory: Inventory, query: str) -> list[Entry]:
     pair = _VID_PID.match(text)
     if pair:
         vid, pid = int(pair.group(1), 16), int(pair.group(2), 16)
-        return [e for e in entries if (e.device.vendor_id, e.device.product_id) == (vid, pid)]
+        return [e for e in entries
+                if isinstance(e.device, UsbDevice) and (e.device.vendor_id, e.device.product_id) == (vid, pid)]
     if text.startswith("/devices/"):
         text = "/sys" + text
     if text.startswith("/sys/"):
@@ -147,6 +148,7 @@ def find_devices(inventory: Inventory, query: str) -> list[Entry]:
 
 def _nodes_and_links(device: UsbDevice) -> set[str]:
     names = {device.device_node} if device.device_node else set()
+    names.update(getattr(device, "devlinks", ()))  # a NodeDevice's own links (/dev/serial0)
     for child in device.children:
         if child.device_node:
             names.add(child.device_node)

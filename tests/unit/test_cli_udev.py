@@ -179,3 +179,16 @@ def test_validate_a_good_file_with_udev_rules_says_its_kinds(rules_file: Path) -
     assert out.getvalue().splitlines()[-1] == (
         f"{rules_file}: valid, 3 rules (1 kind: usb, 2 kind: udev) (not checked against devices)"
     )
+
+
+@pytest.mark.parametrize(
+    "query", ["/dev/ttyAMA0", "/dev/serial0", "ttyAMA0", UART_ID, "platform-fe201000.serial"],
+)
+def test_explain_finds_a_node_device_by_node_link_kernel_name_id_or_port(query: str) -> None:
+    """What a person types for a udev device names it; a VID:PID never does (and does not trip over it)."""
+    from discovery.inventory import find_devices
+
+    rules = parse_rules(RULES, "rules.yaml")
+    inventory, entry = inventory_of(rules, pi_uart(), UART_ID)
+    assert find_devices(inventory, query) == [entry]
+    assert find_devices(inventory, "2341:0043") == []
