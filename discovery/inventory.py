@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from discovery.declared import declared_devices
 from discovery.health import run_check
@@ -89,7 +89,7 @@ class Inventory:
         """Every rule's verdict on ``entry``'s device, with its ID filled in for ``{id}``."""
         if entry.device.kind not in rule_kinds(self.rules):
             return []  # no rule is for this kind of device (see discovery.table.rules_match)
-        return self.rules.explain(cast(Any, entry.device), entry.id)
+        return self.rules.explain(entry.device, entry.id)
 
     def deciding_verdict(self, entry: Entry[Device]) -> RuleVerdict | None:
         """The rule that decides the device (an ignore rule for an excluded one), None when none does."""
@@ -174,7 +174,8 @@ def find_devices(inventory: Inventory, query: str) -> list[Entry[UsbDevice]]:
     pair = _VID_PID.match(text)
     if pair:
         vid, pid = int(pair.group(1), 16), int(pair.group(2), 16)
-        return [e for e in entries if (e.device.vendor_id, e.device.product_id) == (vid, pid)]
+        return [e for e in entries
+                if isinstance(e.device, UsbDevice) and (e.device.vendor_id, e.device.product_id) == (vid, pid)]
     if text.startswith("/devices/"):
         text = "/sys" + text
     if text.startswith("/sys/"):

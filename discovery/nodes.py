@@ -1,16 +1,16 @@
-"""Which /dev nodes of a device a task gets (the USB node and the children its rule hands over), and whether each is usable."""
+"""Which /dev nodes of a device a task gets (its own node, the children its rule hands over, the rule's ``nodes:``), and whether each is usable."""
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 
 from discovery.model import Child, DeclaredDevice, Device
 
 
 def handed_over_children(device: Device, subsystems: Collection[str] | None) -> list[Child]:
-    """Children with a /dev node, limited to ``subsystems`` when the rule names some."""
+    """Children with a /dev node, limited to ``subsystems`` when the rule names some (only USB devices have any)."""
     return [
         c
         for c in device.children
@@ -18,16 +18,20 @@ def handed_over_children(device: Device, subsystems: Collection[str] | None) -> 
     ]
 
 
-def handed_over_nodes(device: Device, subsystems: Collection[str] | None) -> list[str]:
-    """The device's own node first (USB: /dev/bus/usb/...; udev: /dev/ttyAMA0), then each handed-over child
-    node, without duplicates; a declared device: its nodes."""
+def handed_over_nodes(device: Device, subsystems: Collection[str] | None, extra: Sequence[str] = ()) -> list[str]:
+    """The device's own node first (the USB node, ``/dev/ttyAMA0``; a declared device: its nodes), then each
+    handed-over child node, then ``extra`` (the rule's rendered ``nodes:``), without duplicates."""
     if isinstance(device, DeclaredDevice):
-        return list(dict.fromkeys(device.nodes))
-    nodes = [device.device_node] if device.device_node else []
+        nodes = list(dict.fromkeys(device.nodes))
+    else:
+        nodes = [device.device_node] if device.device_node else []
     for child in handed_over_children(device, subsystems):
         assert child.device_node is not None
         if child.device_node not in nodes:
             nodes.append(child.device_node)
+    for path in extra:
+        if path not in nodes:
+            nodes.append(path)
     return nodes
 
 
@@ -35,7 +39,11 @@ NodeCheck = Callable[[str], str | None]
 
 
 def check_node(path: str) -> str | None:
-    """Why ``path`` cannot be handed to a task, or None when it is a usable device node."""
+    """Why ``path`` cannot be handed to a task, or None when it is a usable device node.
+
+    A missing node (a rule's ``nodes:`` path that is not there, a tty whose driver went away)
+    makes the device unhealthy with the reason ``node <path> missing``.
+    """
     try:
         st = os.stat(path)
     except FileNotFoundError:

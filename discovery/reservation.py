@@ -5,18 +5,23 @@ CLI's ``explain`` prints it. Paths are resolved at reservation time (bus/device 
 every replug) and must end up under /dev or /sys after following symlinks: the plugin runs as root,
 and a rule or a hostile udev property must never hand a task anything else.
 
-Environment variables (documented in the README):
+Environment variables (documented in the README), for devices of every kind:
 
-* ``DEVICE_IDS``, ``DEVICE_<i>_ID``, ``_NODE``, ``_SERIAL``: for every kind of device, the reserved
-  IDs sorted and comma-separated, then per ID in that order its first handed-over node ("" when it
-  has none) and its serial ("" when it has none).
-* USB devices only, as before (kept for compatibility): ``USB_DEVICE_IDS`` and ``USB_DEVICE_<i>_ID``,
-  ``_SERIAL``, ``_NODE``, ``_BUS_NODE``. ``_NODE`` is the first handed-over child node (a tty,
-  hidraw, ...) or the USB node when there is none. A reservation of other devices sets no ``USB_`` name.
+* ``DEVICE_IDS``: the reserved IDs, sorted, comma-separated.
+* ``DEVICE_<i>_ID``, ``_SERIAL``, ``_NODE``: for the i-th ID in that order. ``_NODE`` is the device's
+  main node: for USB the same as ``USB_DEVICE_<i>_NODE``; otherwise its own node (``/dev/ttyAMA0``; a
+  declared device: the first of its ``nodes``), else the first of the rule's ``nodes:``, else "".
+* only when every reserved device is USB, as before kinds existed (compatibility): ``USB_DEVICE_IDS``,
+  ``USB_DEVICE_<i>_ID``, ``_SERIAL``, ``_NODE``, ``_BUS_NODE``. ``_NODE`` is the first handed-over child
+  node (a tty, hidraw, ...) or the USB node when there is none. A reservation of other devices sets
+  no ``USB_`` names: nothing there is USB.
 * each rule ``env`` entry: its value when every device renders the same one, otherwise one value per
-  device joined with commas in ID order (the i-th value belongs to ``DEVICE_<i>``).
+  device joined with commas in ID order (the i-th value belongs to ``DEVICE_<i>``; a declared
+  device's own env entry missing on another device is "" there).
 
-A declared device's nodes are handed over only when they resolve to a device node under /dev.
+Nodes handed over, each once and with the rule's permissions: the device's own node (the USB node,
+``/dev/ttyAMA0``; a declared device's nodes, which must resolve to a device node under /dev), the
+children its rule hands over (USB), then the rule's ``nodes:``, which must resolve under /dev.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from discovery.model import DeclaredDevice, UsbDevice
+from discovery.model import DeclaredDevice
 from discovery.nodes import check_node, handed_over_children
 from discovery.snapshot import DeviceState, Snapshot
 
@@ -124,37 +129,48 @@ def plan_reservation(
 
     devices: list[DevicePlan] = []
     mounts: list[MountPlan] = []
+    all_usb = all(s.device.kind == "usb" for s in states)
     ids = ",".join(s.id for s in states)
     envs: dict[str, str] = {"DEVICE_IDS": ids}
-    all_usb = all(isinstance(s.device, UsbDevice) for s in states)
-    usb_envs: dict[str, str] = {"USB_DEVICE_IDS": ids} if all_usb else {}  # after the DEVICE_* names
+    usb_envs: dict[str, str] = {"USB_DEVICE_IDS": ids} if all_usb else {}  # after the neutral names
     rule_env: dict[str, dict[int, str]] = {}
     seen_nodes: set[str] = set()
     for i, state in enumerate(states):
         device, match = state.device, state.match
-        main_node = ""
-        bus_node = ""
+        child_node = ""
+        own_node = ""
         if isinstance(device, DeclaredDevice):
             for path in dict.fromkeys(device.nodes):
                 node = resolve_declared_node(path, realpath)
                 _add_node(devices, seen_nodes, node, match.permissions)
-                main_node = main_node or node
+                own_node = own_node or node
         elif device.device_node:
-            bus_node = resolve_node(device.device_node, realpath)
-            _add_node(devices, seen_nodes, bus_node, match.permissions)
+            own_node = resolve_node(device.device_node, realpath)
+            _add_node(devices, seen_nodes, own_node, match.permissions)
         for child in handed_over_children(device, match.children):
             assert child.device_node is not None
             node = resolve_node(child.device_node, realpath)
             _add_node(devices, seen_nodes, node, match.permissions)
-            main_node = main_node or node
+            child_node = child_node or node
+        extra_node = ""
+        for path in match.nodes:
+            if not realpath(path).startswith("/dev/"):  # a rule's nodes are device nodes: /sys is no place for them
+                raise DeviceUnavailableError(f"node {path} resolves to {realpath(path)}, outside /dev")
+            node = resolve_node(path, realpath)
+            _add_node(devices, seen_nodes, node, match.permissions)
+            extra_node = extra_node or node
+        if device.kind == "usb":
+            main_node = child_node or own_node
+        else:
+            main_node = own_node or extra_node
         envs[f"DEVICE_{i}_ID"] = state.id
-        envs[f"DEVICE_{i}_NODE"] = main_node or bus_node
         envs[f"DEVICE_{i}_SERIAL"] = device.serial or ""
+        envs[f"DEVICE_{i}_NODE"] = main_node
         if all_usb:
             usb_envs[f"USB_DEVICE_{i}_ID"] = state.id
             usb_envs[f"USB_DEVICE_{i}_SERIAL"] = device.serial or ""
-            usb_envs[f"USB_DEVICE_{i}_NODE"] = main_node or bus_node
-            usb_envs[f"USB_DEVICE_{i}_BUS_NODE"] = bus_node
+            usb_envs[f"USB_DEVICE_{i}_NODE"] = main_node
+            usb_envs[f"USB_DEVICE_{i}_BUS_NODE"] = own_node
         for key, value in match.env.items():
             rule_env.setdefault(key, {})[i] = value
         for mount in match.mounts:

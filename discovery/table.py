@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from discovery.attributes import builtin_attributes
 from discovery.health import HealthResult
@@ -283,7 +283,7 @@ class DeviceTable:
         device = hist.device
         if match.require_driver and isinstance(device, UsbDevice) and not any(i.driver for i in device.interfaces):
             return "no driver bound"
-        for path in handed_over_nodes(device, match.children):
+        for path in handed_over_nodes(device, match.children, match.nodes):
             problem = self._node_check(path)
             if problem:
                 return problem
@@ -295,18 +295,14 @@ class DeviceTable:
 
 def rule_kinds(rules: RuleSet) -> frozenset[str]:
     """The kinds of device (``usb``, ``udev``, ``declared``) the rules have rules for; a rule without a kind is USB's."""
-    return frozenset(getattr(rule, "kind", "usb") for rule in rules)
+    return frozenset(rule.kind for rule in rules)
 
 
 def rules_match(rules: RuleSet, kinds: frozenset[str], device: Device, dev_id: str) -> Match | None:
-    """The device's match; a device of a kind no rule is for matches nothing, without asking the rules.
-
-    The rules engine learns each kind's keys with its ``kind:`` rules (issue 15, rules side); until
-    then only USB devices ever reach it, which the kinds check guarantees.
-    """
+    """The device's match; a device of a kind no rule is for matches nothing, without asking every rule."""
     if device.kind not in kinds:
         return None
-    return rules.match(cast(Any, device), dev_id)
+    return rules.match(device, dev_id)
 
 
 def same_unit(before: Device, after: Device) -> bool:

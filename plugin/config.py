@@ -24,6 +24,7 @@ from discovery.rules.schema.keys import (
     INTERFACE_KEYS,
     MATCH_KEYS,
     MOUNT_KEYS,
+    PCI_KEYS,
     RULE_KEYS,
     STATS_KEYS,
 )
@@ -69,11 +70,16 @@ def block_attrs(type_expr: str) -> tuple[str, dict[str, Any]]:
 # the agent die) as soon as two blocks give it values of different types, e.g. a string in one rule
 # and a list in the next. Lists of ids are therefore written as one comma-separated string.
 LIST_KEYS = ("vendor_id", "product_id", "subsystem", "device_class", "interface_class")
+PCI_LIST_KEYS = ("vendor_id", "device_id", "subsystem_vendor_id", "subsystem_device_id", "class")
 
-# match: keys that are not one string ("18d1", "18d1,2a70", a glob) in HCL.
+# match: keys that are not one string ("18d1", "18d1,2a70", a glob) in HCL. The block offers the
+# match keys of every kind; the rules validator says which ones a rule's kind takes.
 _MATCH_FORMS: dict[str, Any] = {
     "interface": block({key: attr("string") for key in INTERFACE_KEYS}),
     "properties": block_attrs("string"),
+    "attributes": block_attrs("string"),  # kind: udev, sysfs attributes of the device (ATTR{})
+    "parent_attributes": block_attrs("string"),  # kind: udev, of the device or one parent (ATTRS{})
+    "pci": block({key: attr("string") for key in PCI_KEYS}),
 }
 MATCH_SPEC: dict[str, Any] = {key: _MATCH_FORMS.get(key, attr("string")) for key in MATCH_KEYS}
 
@@ -101,6 +107,7 @@ DECLARED_DEVICE_SPEC: dict[str, Any] = {
 # their own beside the plain ``attributes { k = "v" }``: rule_dict_from_hcl() maps them back.
 _RULE_FORMS: dict[str, dict[str, Any]] = {
     "name": {"name": attr("string")},
+    "kind": {"kind": attr("string")},
     "match": {"match": block(MATCH_SPEC)},
     "ignore": {"ignore": attr("bool")},
     "group": {"group": block({key: attr("string") for key in GROUP_KEYS})},
@@ -113,6 +120,7 @@ _RULE_FORMS: dict[str, dict[str, Any]] = {
         ),
     },
     "children": {"children": attr("list(string)")},
+    "nodes": {"nodes": attr("list(string)")},
     "permissions": {"permissions": attr("string")},
     "env": {"env": block_attrs("string")},
     "mounts": {"mount": _MOUNT_SPEC},
@@ -124,7 +132,6 @@ _RULE_FORMS: dict[str, dict[str, Any]] = {
     },
     "reset": {"reset": attr("bool")},
     "require_driver": {"require_driver": attr("bool")},
-    "kind": {"kind": attr("string")},
     "devices": {"devices": block_list(DECLARED_DEVICE_SPEC)},
 }
 assert set(_RULE_FORMS) == set(RULE_KEYS), "every rules-file key needs its HCL form, and only those"
@@ -282,6 +289,12 @@ def rule_dict_from_hcl(item: Mapping[str, Any]) -> dict[str, Any]:
             value = match.get(key)
             if isinstance(value, str) and "," in value:
                 match[key] = [part.strip() for part in value.split(",")]
+        pci = match.get("pci")
+        if isinstance(pci, dict):
+            for key in PCI_LIST_KEYS:
+                value = pci.get(key)
+                if isinstance(value, str) and "," in value:
+                    pci[key] = [part.strip() for part in value.split(",")]
     mounts = out.pop("mount", None)
     if mounts:
         out["mounts"] = mounts

@@ -11,8 +11,9 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
-from discovery.model import UsbDevice
+from discovery.model import Device, UsbDevice
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -72,34 +73,41 @@ def compile_glob(pattern: str) -> Glob:
     return Glob(pattern, regex)
 
 
-def _any_glob(globs: tuple[Glob, ...], text: str | None) -> bool:
+def any_glob(globs: tuple[Glob, ...], text: str | None) -> bool:
     if text is None:
         return False
     return any(glob.regex.match(text) is not None for glob in globs)
 
 
-def _globs_cover(mine: tuple[Glob, ...], theirs: tuple[Glob, ...]) -> bool:
+def globs_cover(mine: tuple[Glob, ...], theirs: tuple[Glob, ...]) -> bool:
     return all(any(m.covers(t) for m in mine) for t in theirs)
 
 
-def _globs_text(globs: tuple[Glob, ...]) -> str:
+def globs_text(globs: tuple[Glob, ...]) -> str:
     return " | ".join(repr(glob.pattern) for glob in globs)
 
 
-def _hex(value: int, digits: int) -> str:
+def hex_text(value: int, digits: int) -> str:
     return f"0x{value:0{digits}x}"
 
 
-def _hexes(values: frozenset[int], digits: int) -> str:
-    return " | ".join(_hex(value, digits) for value in sorted(values))
+def hexes(values: frozenset[int], digits: int) -> str:
+    return " | ".join(hex_text(value, digits) for value in sorted(values))
 
 
-def _shown(text: str | None, what: str) -> str:
+def shown(text: str | None, what: str) -> str:
     return f"(no {what})" if text is None else repr(text)
 
 
-class Condition:
-    """Base of all conditions: ``field`` (``match.vendor_id``) and ``expected`` for people."""
+D = TypeVar("D", bound=Device)
+
+
+class Condition(Generic[D]):
+    """Base of all conditions: ``field`` (``match.vendor_id``) and ``expected`` for people.
+
+    A condition is written for one kind of device (``D``); a rule only ever tests the devices of
+    its own kind (``discovery.rules.matching.accepts``), so a USB condition never sees a NodeDevice.
+    """
 
     __slots__ = ()
     field: str
@@ -108,20 +116,20 @@ class Condition:
     def expected(self) -> str:
         raise NotImplementedError
 
-    def test(self, device: UsbDevice) -> bool:
+    def test(self, device: D) -> bool:
         raise NotImplementedError
 
-    def actual(self, device: UsbDevice) -> str:
+    def actual(self, device: D) -> str:
         """What the device has for this condition, in words (for ``explain``)."""
         raise NotImplementedError
 
-    def covers(self, other: Condition) -> bool:
+    def covers(self, other: Condition[Any]) -> bool:
         """True when this condition accepts every device ``other`` accepts (judged statically)."""
         raise NotImplementedError
 
 
 @dataclass(frozen=True, slots=True)
-class IdCondition(Condition):
+class IdCondition(Condition[UsbDevice]):
     """vendor_id, product_id or device_class is one of ``values``."""
 
     field: str
@@ -131,15 +139,15 @@ class IdCondition(Condition):
 
     @property
     def expected(self) -> str:
-        return _hexes(self.values, self.digits)
+        return hexes(self.values, self.digits)
 
     def test(self, device: UsbDevice) -> bool:
         return getattr(device, self.attribute) in self.values
 
     def actual(self, device: UsbDevice) -> str:
-        return _hex(getattr(device, self.attribute), self.digits)
+        return hex_text(getattr(device, self.attribute), self.digits)
 
-    def covers(self, other: Condition) -> bool:
+    def covers(self, other: Condition[Any]) -> bool:
         return (
             isinstance(other, IdCondition)
             and other.attribute == self.attribute
@@ -148,33 +156,33 @@ class IdCondition(Condition):
 
 
 @dataclass(frozen=True, slots=True)
-class StringCondition(Condition):
+class StringCondition(Condition[Device]):
     """serial, manufacturer or product matches one of ``globs``; a device without the string fails."""
 
     field: str
-    attribute: str  # "serial", "manufacturer", "product" on UsbDevice
+    attribute: str  # "serial" on every kind; "manufacturer", "product" on UsbDevice
     globs: tuple[Glob, ...]
 
     @property
     def expected(self) -> str:
-        return _globs_text(self.globs)
+        return globs_text(self.globs)
 
-    def test(self, device: UsbDevice) -> bool:
-        return _any_glob(self.globs, getattr(device, self.attribute))
+    def test(self, device: Device) -> bool:
+        return any_glob(self.globs, getattr(device, self.attribute))
 
-    def actual(self, device: UsbDevice) -> str:
-        return _shown(getattr(device, self.attribute), self.attribute)
+    def actual(self, device: Device) -> str:
+        return shown(getattr(device, self.attribute), self.attribute)
 
-    def covers(self, other: Condition) -> bool:
+    def covers(self, other: Condition[Any]) -> bool:
         return (
             isinstance(other, StringCondition)
             and other.attribute == self.attribute
-            and _globs_cover(self.globs, other.globs)
+            and globs_cover(self.globs, other.globs)
         )
 
 
 @dataclass(frozen=True, slots=True)
-class PropertyCondition(Condition):
+class PropertyCondition(Condition[Device]):
     """The udev property ``name`` is set and matches one of ``globs``."""
 
     field: str
@@ -183,25 +191,25 @@ class PropertyCondition(Condition):
 
     @property
     def expected(self) -> str:
-        return _globs_text(self.globs)
+        return globs_text(self.globs)
 
-    def test(self, device: UsbDevice) -> bool:
-        return _any_glob(self.globs, device.properties.get(self.name))
+    def test(self, device: Device) -> bool:
+        return any_glob(self.globs, device.properties.get(self.name))
 
-    def actual(self, device: UsbDevice) -> str:
+    def actual(self, device: Device) -> str:
         value = device.properties.get(self.name)
         return "(not set)" if value is None else repr(value)
 
-    def covers(self, other: Condition) -> bool:
+    def covers(self, other: Condition[Any]) -> bool:
         return (
             isinstance(other, PropertyCondition)
             and other.name == self.name
-            and _globs_cover(self.globs, other.globs)
+            and globs_cover(self.globs, other.globs)
         )
 
 
 @dataclass(frozen=True, slots=True)
-class SubsystemCondition(Condition):
+class SubsystemCondition(Condition[UsbDevice]):
     """The device has a child (tty, hidraw, ...) in one of ``names``."""
 
     field: str
@@ -219,12 +227,12 @@ class SubsystemCondition(Condition):
         found = sorted({child.subsystem for child in device.children})
         return ", ".join(found) if found else "(no children)"
 
-    def covers(self, other: Condition) -> bool:
+    def covers(self, other: Condition[Any]) -> bool:
         return isinstance(other, SubsystemCondition) and other.names <= self.names
 
 
 @dataclass(frozen=True, slots=True)
-class InterfaceClassCondition(Condition):
+class InterfaceClassCondition(Condition[UsbDevice]):
     """Some interface of the device has a bInterfaceClass in ``values``."""
 
     field: str
@@ -232,7 +240,7 @@ class InterfaceClassCondition(Condition):
 
     @property
     def expected(self) -> str:
-        return _hexes(self.values, 2)
+        return hexes(self.values, 2)
 
     def test(self, device: UsbDevice) -> bool:
         values = self.values
@@ -240,14 +248,14 @@ class InterfaceClassCondition(Condition):
 
     def actual(self, device: UsbDevice) -> str:
         found = frozenset(interface.interface_class for interface in device.interfaces)
-        return _hexes(found, 2).replace(" | ", ", ") if found else "(no interfaces)"
+        return hexes(found, 2).replace(" | ", ", ") if found else "(no interfaces)"
 
-    def covers(self, other: Condition) -> bool:
+    def covers(self, other: Condition[Any]) -> bool:
         return isinstance(other, InterfaceClassCondition) and other.values <= self.values
 
 
 @dataclass(frozen=True, slots=True)
-class InterfaceCondition(Condition):
+class InterfaceCondition(Condition[UsbDevice]):
     """Some single interface has all of the given class, subclass and protocol (None: any)."""
 
     field: str
@@ -258,7 +266,7 @@ class InterfaceCondition(Condition):
     @property
     def expected(self) -> str:
         return "/".join(
-            "*" if values is None else _hexes(values, 2)
+            "*" if values is None else hexes(values, 2)
             for values in (self.classes, self.subclasses, self.protocols)
         )
 
@@ -282,7 +290,7 @@ class InterfaceCondition(Condition):
             for i in device.interfaces
         )
 
-    def covers(self, other: Condition) -> bool:
+    def covers(self, other: Condition[Any]) -> bool:
         if not isinstance(other, InterfaceCondition):
             return False
         pairs = (
@@ -294,7 +302,7 @@ class InterfaceCondition(Condition):
 
 
 @dataclass(frozen=True, slots=True)
-class PortCondition(Condition):
+class PortCondition(Condition[UsbDevice]):
     """port_path or sys_name matches one of ``globs``."""
 
     field: str
@@ -302,22 +310,22 @@ class PortCondition(Condition):
 
     @property
     def expected(self) -> str:
-        return _globs_text(self.globs)
+        return globs_text(self.globs)
 
     def test(self, device: UsbDevice) -> bool:
-        return _any_glob(self.globs, device.port_path) or _any_glob(self.globs, device.sys_name)
+        return any_glob(self.globs, device.port_path) or any_glob(self.globs, device.sys_name)
 
     def actual(self, device: UsbDevice) -> str:
         if device.port_path == device.sys_name:
             return repr(device.port_path)
         return f"{device.port_path!r} (sys_name {device.sys_name!r})"
 
-    def covers(self, other: Condition) -> bool:
-        return isinstance(other, PortCondition) and _globs_cover(self.globs, other.globs)
+    def covers(self, other: Condition[Any]) -> bool:
+        return isinstance(other, PortCondition) and globs_cover(self.globs, other.globs)
 
 
 @dataclass(frozen=True, slots=True)
-class DriverCondition(Condition):
+class DriverCondition(Condition[UsbDevice]):
     """The driver bound to the device, or to any of its interfaces, matches one of ``globs``."""
 
     field: str
@@ -325,17 +333,17 @@ class DriverCondition(Condition):
 
     @property
     def expected(self) -> str:
-        return _globs_text(self.globs)
+        return globs_text(self.globs)
 
     def test(self, device: UsbDevice) -> bool:
-        if _any_glob(self.globs, device.driver):
+        if any_glob(self.globs, device.driver):
             return True
-        return any(_any_glob(self.globs, interface.driver) for interface in device.interfaces)
+        return any(any_glob(self.globs, interface.driver) for interface in device.interfaces)
 
     def actual(self, device: UsbDevice) -> str:
         drivers = [device.driver] + [interface.driver for interface in device.interfaces]
         bound = sorted({driver for driver in drivers if driver})
         return ", ".join(bound) if bound else "(no driver bound)"
 
-    def covers(self, other: Condition) -> bool:
-        return isinstance(other, DriverCondition) and _globs_cover(self.globs, other.globs)
+    def covers(self, other: Condition[Any]) -> bool:
+        return isinstance(other, DriverCondition) and globs_cover(self.globs, other.globs)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from discovery.model import DeclaredDevice, Device
 from discovery.rules.declared import declaring_spec
-from discovery.model import DeclaredDevice, UsbDevice
 from discovery.rules.matching import render_group
 from discovery.rules.model import GroupKey, Rule
 from discovery.rules.templates import DeviceFacts
@@ -60,14 +60,20 @@ class RuleVerdict:
         out = [f"{self.rule.describe()}: {outcome}"]
         if not self.conditions and self.rule.kind == "usb":
             out.append("    (no conditions: matches every device)")
+        elif all(result.field == "kind" and result.ok for result in self.conditions):
+            out.append(f"    (no other conditions: matches every kind: {self.rule.kind} device)")
         for result in self.conditions:
             mark = "ok  " if result.ok else "FAIL"
             out.append(f"  {mark} {result.field}: {result.actual} (wanted {result.expected})")
         return out
 
 
-def verdicts_for(rules: Iterable[Rule], device: UsbDevice | DeclaredDevice, device_id: str | None = None) -> list[RuleVerdict]:
-    """How every rule judges ``device``, in order: each condition, and who won."""
+def verdicts_for(rules: Iterable[Rule], device: Device, device_id: str | None = None) -> list[RuleVerdict]:
+    """How every rule judges ``device``, in order: each condition, and who won.
+
+    A rule of another kind is judged on its kind alone (its conditions are about other devices).
+    The kind is shown as a first condition whenever the rule or the device is not USB.
+    """
     facts = DeviceFacts(device, device_id)
     verdicts: list[RuleVerdict] = []
     decided = False
@@ -104,12 +110,16 @@ def verdicts_for(rules: Iterable[Rule], device: UsbDevice | DeclaredDevice, devi
     return verdicts
 
 
-def _results(rule: Rule, device: UsbDevice | DeclaredDevice) -> list[ConditionResult]:
-    """The rule's conditions checked on ``device``; a rule of another kind fails on its kind alone."""
+def _results(rule: Rule, device: Device) -> list[ConditionResult]:
+    """The rule's conditions checked on ``device``, after its kind when the rule or the device is not USB;
+    a rule of another kind fails on its kind alone."""
+    results: list[ConditionResult] = []
+    if rule.kind != "usb" or device.kind != "usb":
+        results.append(ConditionResult("kind", rule.kind, device.kind, rule.kind == device.kind))
     if rule.kind != device.kind:
-        return [ConditionResult("kind", rule.kind, device.kind, False)]
+        return results
     if isinstance(device, DeclaredDevice):
         declared = declaring_spec(rule, device) is not None
         ids = ", ".join(spec.device_id for spec in rule.devices) or "none"
-        return [ConditionResult("devices", f"one of {ids}", quote(device.device_id), declared)]
-    return [ConditionResult(c.field, c.expected, c.actual(device), c.test(device)) for c in rule.conditions]
+        return [*results, ConditionResult("devices", f"one of {ids}", quote(device.device_id), declared)]
+    return [*results, *(ConditionResult(c.field, c.expected, c.actual(device), c.test(device)) for c in rule.conditions)]

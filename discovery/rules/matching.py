@@ -10,10 +10,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from discovery.model import DeclaredDevice, Device
 from discovery.rules.declared import declaring_spec, rule_for_device
-from discovery.model import DeclaredDevice, UsbDevice
 from discovery.rules.model import AttrSpec, AttrValue, GroupKey, Rule
-from discovery.rules.schema.values import GROUP_FORBIDDEN, convert_attr, path_problem
+from discovery.rules.schema.values import GROUP_FORBIDDEN, convert_attr, node_path_problem, path_problem
 from discovery.rules.templates import DeviceFacts
 
 _EMPTY_ATTRS: Mapping[str, AttrValue] = MappingProxyType({})
@@ -60,8 +60,9 @@ class StatsCommand:
 class Match:
     """What the winning rule makes of one device: its group and everything a reservation needs.
 
-    ``children`` None means every child with a device node; ``notes`` lists what could not be
-    rendered for this device (an attribute that did not convert, a mount path that left /dev).
+    ``children`` None means every child with a device node; ``nodes`` are the rule's further
+    device nodes, rendered; ``notes`` lists what could not be rendered for this device (an
+    attribute that did not convert, a mount path that left /dev).
     """
 
     rule: Rule
@@ -72,6 +73,7 @@ class Match:
     health: HealthCheck | None = None
     stats: StatsCommand | None = None
     children: frozenset[str] | None = None
+    nodes: tuple[str, ...] = ()
     permissions: str = "rw"
     reset: bool = False
     require_driver: bool = False
@@ -79,7 +81,7 @@ class Match:
     notes: tuple[str, ...] = ()
 
 
-def first_match(rules: Iterable[Rule], device: UsbDevice | DeclaredDevice, device_id: str | None = None) -> Match | None:
+def first_match(rules: Iterable[Rule], device: Device, device_id: str | None = None) -> Match | None:
     """The device's Match under the first rule that takes it; None if none does or it is ignored."""
     facts: DeviceFacts | None = None
     for rule in rules:
@@ -99,8 +101,10 @@ def first_match(rules: Iterable[Rule], device: UsbDevice | DeclaredDevice, devic
     return None
 
 
-def accepts(rule: Rule, device: UsbDevice | DeclaredDevice) -> bool:
-    if rule.kind != device.kind:  # a rule takes one kind of device
+def accepts(rule: Rule, device: Device) -> bool:
+    """True when ``rule`` takes ``device``: a rule of its kind whose every condition holds (a declared
+    rule: one that declares it)."""
+    if rule.kind != device.kind:  # a USB condition never sees a NodeDevice, nor the other way round
         return False
     if isinstance(device, DeclaredDevice):
         return declaring_spec(rule, device) is not None
@@ -161,6 +165,16 @@ def build_match(rule: Rule, group: GroupKey, facts: DeviceFacts) -> Match:
             notes.append(f"mounts[{i}]: {problem}; left out")
             continue
         mounts.append(Mount(host, task, mount.read_only))
+    nodes: list[str] = []
+    for i, template in enumerate(rule.nodes):
+        rendered = template.render(facts)
+        problem = node_path_problem(rendered.text)
+        if rendered.missing:
+            problem = f"{template.text!r} cannot be rendered: {missing_reason(rendered.missing)}"
+        if problem is not None:
+            notes.append(f"nodes[{i}]: {problem}; left out")
+        elif rendered.text not in nodes:
+            nodes.append(rendered.text)
     health = None
     if rule.health is not None:
         argv = tuple(template.render(facts).text for template in rule.health.command)
@@ -178,6 +192,7 @@ def build_match(rule: Rule, group: GroupKey, facts: DeviceFacts) -> Match:
         health=health,
         stats=stats,
         children=rule.children,
+        nodes=tuple(nodes),
         permissions=rule.permissions,
         reset=rule.reset,
         require_driver=rule.require_driver,

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from typing import Any
+
 from discovery.rules.conditions import Condition
 from discovery.rules.tree import quote
 from discovery.rules.templates import Template
@@ -16,8 +18,9 @@ from discovery.rules.templates import Template
 DEFAULT_PERMISSIONS = "rw"
 DEFAULT_INTERVAL = 30.0
 DEFAULT_TIMEOUT = 5.0
-# Placeholders every device has a value for; a group made only of these never fails to render.
+# Placeholders every device of a kind has a value for; a group made only of these never fails to render.
 ALWAYS_PRESENT = frozenset({"vendor_id", "product_id", "port", "sys_name", "busnum", "devnum"})
+ALWAYS_PRESENT_BY_KIND = {"usb": ALWAYS_PRESENT, "udev": frozenset({"port", "sys_name", "subsystem"})}
 # Group attributes the plugin sets itself; a rule may not use these names.
 # healthy_count: Nomad caches its device check per node class, and the class hashes group attributes
 # but not device health. A count that changes with health changes the class, so a blocked job is
@@ -159,8 +162,10 @@ class Rule:
 
     ``index`` is the 0-based position in its source (as in the field path ``rules[index]``, which
     names the rule in every message); ``label`` is its name, or that field path when it has none;
-    ``line``/``column`` are None for rules from plain data. ``children`` None means "every child
-    with a device node"; otherwise only children in those subsystems are handed over.
+    ``line``/``column`` are None for rules from plain data. ``kind`` says which devices it takes
+    (``usb``, ``udev``, ``declared``): its conditions are only ever tested on devices of that kind.
+    ``children`` None means "every child with a device node"; otherwise only children in those
+    subsystems are handed over. ``nodes`` are further device nodes (under /dev) handed over with each device.
     """
 
     index: int
@@ -169,7 +174,8 @@ class Rule:
     line: int | None
     column: int | None
     field: str
-    conditions: tuple[Condition, ...] = ()
+    conditions: tuple[Condition[Any], ...] = ()
+    kind: str = "usb"
     ignore: bool = False
     group: GroupSpec | None = None
     attributes: tuple[AttrSpec, ...] = ()
@@ -177,11 +183,11 @@ class Rule:
     permissions: str = DEFAULT_PERMISSIONS
     env: tuple[tuple[str, Template], ...] = ()
     mounts: tuple[MountSpec, ...] = ()
+    nodes: tuple[Template, ...] = ()
     health: HealthSpec | None = None
     stats: StatsSpec | None = None
     reset: bool = False
     require_driver: bool = False
-    kind: str = "usb"  # which devices the rule takes: "usb" (matched by conditions) or "declared"
     devices: tuple[DeclaredSpec, ...] = ()  # kind "declared" only: the devices it declares
 
     @property
@@ -219,6 +225,8 @@ class Rule:
         for i, mount in enumerate(self.mounts):
             yield f"mounts[{i}].host_path", mount.host_path
             yield f"mounts[{i}].task_path", mount.task_path
+        for i, node in enumerate(self.nodes):
+            yield f"nodes[{i}]", node
         if self.health is not None:
             for i, template in enumerate(self.health.command):
                 yield f"health.command[{i}]", template
@@ -233,8 +241,9 @@ class Rule:
             return True
         if self.group is None:
             return False
+        always = ALWAYS_PRESENT_BY_KIND.get(self.kind, frozenset())
         return all(
-            name in ALWAYS_PRESENT
+            name in always
             for _, template in self.group.fields()
             for name in template.placeholders
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from discovery.model import DeclaredDevice, UsbDevice
+from discovery.model import Device
 from discovery.rules import warnings
 from discovery.rules.errors import RuleIssue, RulesError
 from discovery.rules.explain import RuleVerdict, verdicts_for
@@ -45,11 +45,11 @@ class RuleSet:
     def __iter__(self) -> Iterator[Rule]:
         return iter(self.rules)
 
-    def match(self, device: UsbDevice | DeclaredDevice, device_id: str | None = None) -> Match | None:
+    def match(self, device: Device, device_id: str | None = None) -> Match | None:
         """The device's Match under the first rule that takes it; None if none does or it is ignored."""
         return first_match(self.rules, device, device_id)
 
-    def explain(self, device: UsbDevice | DeclaredDevice, device_id: str | None = None) -> list[RuleVerdict]:
+    def explain(self, device: Device, device_id: str | None = None) -> list[RuleVerdict]:
         """How every rule judges ``device``, in order: each condition, and who won."""
         return verdicts_for(self.rules, device, device_id)
 
@@ -58,7 +58,7 @@ class RuleSet:
         return warnings.static_warnings(self.rules)
 
     def warnings_for(
-        self, devices: Iterable[UsbDevice], device_ids: Mapping[str, str] | None = None
+        self, devices: Iterable[Device], device_ids: Mapping[str, str] | None = None
     ) -> list[RuleIssue]:
         """Warnings for ``validate``: static ones, then against the attached ``devices``."""
         return warnings.warnings_for(self.rules, devices, device_ids)

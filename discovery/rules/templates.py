@@ -1,7 +1,9 @@
 """``{placeholder}`` templates in rules: parsed once at load time, rendered per device at match time.
 
 Names are either built-ins (``serial``, ``vendor_id``, ...) or the name of a udev property
-(``ID_MODEL``) or sysfs attribute (``bcdDevice``) of the device, looked up in that order. ``{{`` and
+(``ID_MODEL``) or sysfs attribute (``bcdDevice``) of the device, looked up in that order. Each kind
+of rule has its own built-ins: a ``kind: udev`` rule has ``subsystem``, ``devnode``, ``driver`` and
+the ids of the nearest PCI parent (``pci.vendor_id``) but no USB ids. ``{{`` and
 ``}}`` stand for literal braces. Anything else inside braces (spaces, format specs, ``{}``) is a load
 error rather than a silent empty string, because that is almost always a typo.
 """
@@ -11,7 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from discovery.model import DeclaredDevice, UsbDevice
+from discovery.model import Device, NodeDevice, UsbDevice
+from discovery.rules.udev_conditions import PCI_ATTRIBUTES, PCI_SUBSYSTEM, nearest_parent, sysfs_hex
 
 # What each built-in name stands for; docs/rules.md repeats this table.
 BUILTIN_PLACEHOLDERS: dict[str, str] = {
@@ -26,6 +29,26 @@ BUILTIN_PLACEHOLDERS: dict[str, str] = {
     "devnum": "device number (changes on replug)",
     "id": "the stable device id the plugin gives the device",
 }
+
+# kind: udev. docs/rules.md repeats this table too.
+UDEV_PLACEHOLDERS: dict[str, str] = {
+    "sys_name": "kernel name of the device, e.g. ttyAMA0",
+    "subsystem": "the device's own subsystem, e.g. tty",
+    "devnode": "the device node, e.g. /dev/ttyAMA0",
+    "port": "physical place (udev ID_PATH, e.g. platform-fe201000.serial)",
+    "serial": "serial number (udev ID_SERIAL_SHORT; absent on most)",
+    "driver": "driver of the device or its nearest parent that has one, e.g. uart-pl011",
+    "id": "the stable device id the plugin gives the device",
+    "pci.vendor_id": "nearest PCI parent's vendor id as 4 lowercase hex digits, e.g. 1415",
+    "pci.device_id": "nearest PCI parent's device id, e.g. c158",
+    "pci.subsystem_vendor_id": "nearest PCI parent's subsystem vendor id",
+    "pci.subsystem_device_id": "nearest PCI parent's subsystem device id",
+    "pci.class": "nearest PCI parent's class code as 6 hex digits, e.g. 070002",
+    "pci.slot": "nearest PCI parent's address, e.g. 0000:03:00.0",
+}
+# Built-ins a rule of each kind may use; others of BUILTIN_PLACEHOLDERS are USB-only.
+PLACEHOLDERS_BY_KIND: dict[str, dict[str, str]] = {"usb": BUILTIN_PLACEHOLDERS, "udev": UDEV_PLACEHOLDERS}
+USB_ONLY_PLACEHOLDERS = frozenset(BUILTIN_PLACEHOLDERS) - frozenset(UDEV_PLACEHOLDERS)
 
 # udev property names (ID_MODEL, DEVNAME) and sysfs attribute names (bcdDevice) both fit this.
 PROPERTY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -143,12 +166,25 @@ def parse_template(text: str) -> Template:
 def _check_name(name: str) -> None:
     if name == "":
         raise TemplateError("empty placeholder '{}' (write '{{}}' for literal braces)")
-    if name in BUILTIN_PLACEHOLDERS or PROPERTY_NAME.match(name):
+    if name in BUILTIN_PLACEHOLDERS or name in UDEV_PLACEHOLDERS or PROPERTY_NAME.match(name):
         return
     raise TemplateError(
-        f"unknown placeholder {{{name}}}: use a built-in name ({', '.join(BUILTIN_PLACEHOLDERS)}) "
-        "or a udev property / sysfs attribute name (letters, digits and '_')"
+        f"unknown placeholder {{{name}}}: use a built-in name ({', '.join(BUILTIN_PLACEHOLDERS)}; "
+        f"kind: udev: {', '.join(UDEV_PLACEHOLDERS)}) or a udev property / sysfs attribute name "
+        "(letters, digits and '_')"
     )
+
+
+def placeholder_problem(name: str, kind: str) -> str | None:
+    """Why a rule of ``kind`` cannot use placeholder ``name`` (a built-in of another kind), or None."""
+    if kind == "udev" and name in USB_ONLY_PLACEHOLDERS:
+        return (
+            f"{{{name}}} is a USB placeholder and this is a 'kind: udev' rule "
+            f"(its built-ins: {', '.join(UDEV_PLACEHOLDERS)})"
+        )
+    if kind != "udev" and name in UDEV_PLACEHOLDERS and name not in BUILTIN_PLACEHOLDERS and "." in name:
+        return f"{{{name}}} is a 'kind: udev' placeholder and this is a 'kind: {kind}' rule"
+    return None
 
 
 class DeviceFacts:
@@ -156,25 +192,39 @@ class DeviceFacts:
 
     __slots__ = ("device", "device_id")
 
-    def __init__(self, device: UsbDevice | DeclaredDevice, device_id: str | None = None) -> None:
+    def __init__(self, device: Device, device_id: str | None = None) -> None:
         self.device = device
         self.device_id = device_id
 
     def lookup(self, name: str) -> str | None:
         """The value of placeholder ``name``, or None when the device has none."""
         device = self.device
-        if name in BUILTIN_PLACEHOLDERS:
-            return self._builtin(name)
-        value = device.properties.get(name)
+        if isinstance(device, UsbDevice):
+            if name in BUILTIN_PLACEHOLDERS:
+                return self._builtin(device, name)
+        elif isinstance(device, NodeDevice):
+            if name in UDEV_PLACEHOLDERS:
+                return self._udev_builtin(device, name)
+        elif name in ("id", "serial"):  # a declared device: its ID, and a serial its values may give
+            return device.device_id if name == "id" else device.serial
+        value = device.properties.get(name)  # a declared device's values are its properties
         if value is None:
             value = device.attributes.get(name)
         return value
 
-    def _builtin(self, name: str) -> str | None:
-        device = self.device
-        if not isinstance(device, UsbDevice):  # the other built-ins are USB facts
-            kept = {"serial": device.serial, "port": device.port_path, "sys_name": device.sys_name}
-            return self.device_id if name == "id" else kept.get(name)
+    def _udev_builtin(self, device: NodeDevice, name: str) -> str | None:
+        if name == "id":
+            return self.device_id
+        if name.startswith("pci."):
+            return _pci_value(device, name.removeprefix("pci."))
+        if name == "devnode":
+            return device.device_node
+        if name == "port":
+            return device.port_path
+        value: str | None = getattr(device, name)  # sys_name, subsystem, serial, driver
+        return value
+
+    def _builtin(self, device: UsbDevice, name: str) -> str | None:
         if name == "serial":
             return device.serial
         if name == "vendor_id":
@@ -194,3 +244,16 @@ class DeviceFacts:
         if name == "devnum":
             return str(device.devnum)
         return self.device_id  # "id"
+
+
+def _pci_value(device: NodeDevice, key: str) -> str | None:
+    """A ``pci.<key>`` placeholder's value from the nearest PCI parent: ids as 4 hex digits, class as 6."""
+    parent = nearest_parent(device, (PCI_SUBSYSTEM,))
+    if parent is None:
+        return None
+    if key == "slot":
+        return parent.sys_name
+    number = sysfs_hex(parent.attributes.get("class" if key == "class" else PCI_ATTRIBUTES[key]))
+    if number is None:
+        return None
+    return f"{number:06x}" if key == "class" else f"{number:04x}"

@@ -6,12 +6,12 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from discovery.model import UsbDevice
+from discovery.model import Device
 from discovery.rules.errors import RuleIssue
 from discovery.rules.matching import Match, accepts, first_match, render_group
 from discovery.rules.model import GroupKey, Rule
 from discovery.rules.schema.values import KNOWN_UNITS
-from discovery.rules.templates import BUILTIN_PLACEHOLDERS, DeviceFacts
+from discovery.rules.templates import BUILTIN_PLACEHOLDERS, PLACEHOLDERS_BY_KIND, DeviceFacts
 from discovery.rules.tree import quote
 
 # Static shadow analysis compares every pair of rules; past this many it is skipped (with a warning).
@@ -40,9 +40,9 @@ def static_warnings(rules: Sequence[Rule]) -> list[RuleIssue]:
                             "device it would match (same or broader conditions)"))  # fmt: skip
     for rule in rules:
         # A declared rule's placeholders are its devices' values, checked exactly at load time.
-        for where, template in rule.templates() if rule.kind == "usb" else ():
+        for where, template in rule.templates() if rule.kind != "declared" else ():
             for name in template.placeholders:
-                hint = _placeholder_hint(name)
+                hint = _placeholder_hint(name, rule.kind)
                 if hint:
                     found.append(_issue(rule, where, hint))
         for attr in rule.attributes:
@@ -68,7 +68,7 @@ def shadowed_rules(rules: Sequence[Rule]) -> dict[int, Rule]:
 
 
 def warnings_for(
-    rules: Sequence[Rule], devices: Iterable[UsbDevice], device_ids: Mapping[str, str] | None = None
+    rules: Sequence[Rule], devices: Iterable[Device], device_ids: Mapping[str, str] | None = None
 ) -> list[RuleIssue]:
     """Warnings for ``validate``: static ones, then against the attached ``devices``.
 
@@ -88,7 +88,7 @@ def warnings_for(
     groups: dict[GroupKey, list[tuple[str, Match]]] = {}
     for device in devices:
         device_id = ids.get(device.sys_path)
-        label = device_id or f"{device.sys_name} ({device.vid_pid})"
+        label = device_id or f"{device.sys_name} ({device.label})"
         winner: Rule | None = None
         facts = DeviceFacts(device, device_id)
         for rule in rules:
@@ -114,7 +114,9 @@ def warnings_for(
         if id(rule) in statically_dead or rule.kind == "declared":  # its devices are declared, not attached
             continue
         if id(rule) not in matched_any:
-            found.append(_issue(rule, "", f"matches none of the {len(devices)} attached devices"))
+            if rule.kind != "usb" and not any(device.kind == rule.kind for device in devices):
+                continue  # no device of its kind was looked at (listed only when asked for): nothing to say
+            found.append(_issue(rule, "", _matches_none(rule, devices)))
         elif id(rule) not in won:
             found.append(_issue(rule, "", _taken_first(matched_any[id(rule)], taken_by[id(rule)], by_id)))
     for (rule_id, note), labels in notes.items():
@@ -123,6 +125,15 @@ def warnings_for(
     for key, members in groups.items():
         found.extend(_group_disagreements(key, members))
     return found
+
+
+def _matches_none(rule: Rule, devices: list[Device]) -> str:
+    """A rule matches no attached device: counted among the devices of its kind, which are all it can take."""
+    if rule.kind == "usb":
+        count = sum(1 for device in devices if device.kind == "usb")
+        return f"matches none of the {count} attached devices"
+    count = sum(1 for device in devices if device.kind == rule.kind)
+    return f"matches none of the {count} attached kind: {rule.kind} devices"
 
 
 def _taken_first(count: int, winners: Mapping[int, list[str]], by_id: Mapping[int, Rule]) -> str:
@@ -178,17 +189,16 @@ def _issue(rule: Rule, where: str, message: str) -> RuleIssue:
 
 def _shadows(earlier: Rule, later: Rule) -> bool:
     """True when ``earlier`` takes every device ``later`` could match, judged from the rules alone."""
-    if earlier.kind != "usb" or later.kind != "usb":  # declared rules take only their own devices
-        return False
-    if not earlier.group_always_renders:
+    if earlier.kind != later.kind or earlier.kind == "declared" or not earlier.group_always_renders:
         return False
     return all(any(mine.covers(theirs) for theirs in later.conditions) for mine in earlier.conditions)
 
 
-def _placeholder_hint(name: str) -> str | None:
-    if name in BUILTIN_PLACEHOLDERS or name in SYSFS_ATTRIBUTES:
+def _placeholder_hint(name: str, kind: str) -> str | None:
+    builtins = PLACEHOLDERS_BY_KIND.get(kind, BUILTIN_PLACEHOLDERS)
+    if name in builtins or (kind == "usb" and name in SYSFS_ATTRIBUTES):
         return None
-    close = difflib.get_close_matches(name.lower(), list(BUILTIN_PLACEHOLDERS), n=1, cutoff=0.75)
+    close = difflib.get_close_matches(name.lower(), list(builtins), n=1, cutoff=0.75)
     if not close:
         return None
     return (

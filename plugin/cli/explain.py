@@ -13,14 +13,16 @@ from typing import TYPE_CHECKING
 
 from discovery.declared import declared_devices
 from discovery.inventory import Entry, Inventory
+from discovery.model import NodeDevice, UsbDevice
 from discovery.reservation import Reservation, ReservationError, plan_reservation
 from discovery.rules.explain import RuleVerdict
 from discovery.rules.matching import Match
 from discovery.rules.model import AttrValue
+from discovery.rules.udev_conditions import PCI_SUBSYSTEM, PLATFORM_SUBSYSTEMS, nearest_parent
 from plugin.cli.context import EXIT_OK, Context
 from plugin.cli.declared import explain as explain_declared
 from plugin.cli.table import Style
-from plugin.cli.view import MATCHED, Result, device_json, result_of, rule_json, rule_ref
+from plugin.cli.view import MATCHED, Result, device_json, result_json, result_of, rule_json, rule_ref
 
 if TYPE_CHECKING:
     from plugin.cli.holders import Holders
@@ -37,14 +39,20 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if state is not None:
         return explain_declared(ctx, args, inventory, state, path)
     entry = ctx.resolve(inventory, args.device)
+    return report(ctx, inventory, entry, path, ctx.holders(), as_json=args.json)
+
+
+def report(ctx: Context, inventory: Inventory, entry: Entry, path: str | None, holders: Holders,
+           as_json: bool = False) -> int:
+    """Print the explanation of ``entry`` (any kind of device) under ``inventory``'s rules."""
     verdicts = inventory.verdicts(entry)
     result = result_of(inventory, entry)
     reservation, why_not = _reservation(inventory, entry, result)
-    holders = ctx.holders()
-    if args.json:
+    if as_json:
         ctx.print_json({
             "rules_file": path,
-            "device": device_json(entry, result, holders),
+            "device": device_json(entry, result, holders) if isinstance(entry.device, UsbDevice)
+            else _other_device_json(entry, result, holders),
             "nomad": holders.to_json(),
             "verdicts": [_verdict_json(v) for v in verdicts],
             "details": _match_json(entry.state.match) if entry.state else None,
@@ -78,6 +86,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
 
 def _device_lines(entry: Entry, style: Style) -> list[str]:
     d = entry.device
+    if not isinstance(d, UsbDevice):
+        return _other_device_lines(entry, style)
     names = "  ".join(x for x in (d.manufacturer, d.product) if x) or "(no strings)"
     rows = [
         ("device", f"{d.vid_pid}  {names}"),
@@ -101,6 +111,60 @@ def _device_lines(entry: Entry, style: Style) -> list[str]:
     lines = [style.paint(f"DEVICE {entry.id}", "bold")]
     lines.extend(f"{_INDENT}{label:<11}{value}".rstrip() for label, value in rows)
     return lines
+
+
+def _other_device_lines(entry: Entry, style: Style) -> list[str]:
+    """A device that is not USB: its kind, subsystem, kernel name, node, place and the parents rules look at."""
+    d = entry.device
+    rows: list[tuple[str, str]] = [("kind", d.kind)]
+    if isinstance(d, NodeDevice):
+        links = f"  (links {', '.join(d.devlinks)})" if d.devlinks else ""
+        rows += [
+            ("subsystem", d.subsystem),
+            ("kernel", d.sys_name),
+            ("node", (d.device_node or "(none)") + links),
+            ("serial", d.serial or "(none)"),
+            ("port", d.port_path),
+            ("sysfs", d.sys_path),
+            ("driver", d.driver or "(none)"),
+        ]
+        parents = [
+            f"{p.sys_name} ({', '.join(x for x in (p.subsystem, 'driver ' + p.driver if p.driver else '') if x)})"
+            for p in d.parents
+        ]
+        rows.append(("parents", parents[0] if parents else "(none)"))
+        rows.extend(("", p) for p in parents[1:])
+        platform = nearest_parent(d, PLATFORM_SUBSYSTEMS)
+        if platform is not None:
+            rows.append(("platform", platform.sys_name))
+        pci = nearest_parent(d, (PCI_SUBSYSTEM,))
+        if pci is not None:
+            ids = " ".join(f"{name} {pci.attributes[name]}" for name in
+                           ("vendor", "device", "subsystem_vendor", "subsystem_device", "class")
+                           if name in pci.attributes)
+            rows.append(("pci", f"{pci.sys_name}  {ids}".rstrip()))
+    else:
+        rows += [("node", d.device_node or "(none)"), ("serial", d.serial or "(none)")]
+    lines = [style.paint(f"DEVICE {entry.id}", "bold")]
+    lines.extend(f"{_INDENT}{label:<11}{value}".rstrip() for label, value in rows)
+    return lines
+
+
+def _other_device_json(entry: Entry, result: Result, holders: Holders) -> dict[str, object]:
+    d = entry.device
+    out: dict[str, object] = {"id": entry.id, "kind": d.kind, "sys_path": d.sys_path, "sys_name": d.sys_name,
+                              "node": d.device_node, "serial": d.serial, "port": d.port_path, "driver": d.driver}
+    if isinstance(d, NodeDevice):
+        out["subsystem"] = d.subsystem
+        out["devlinks"] = list(d.devlinks)
+        out["parents"] = [
+            {"sys_name": p.sys_name, "subsystem": p.subsystem, "driver": p.driver} for p in d.parents
+        ]
+    out["properties"] = dict(d.properties)
+    out["result"] = result_json(result)
+    held = holders.of(entry.id)
+    out["allocations"] = None if held is None else [h.text for h in held]
+    return out
 
 
 def _iface(number: int | None) -> str:
@@ -138,6 +202,8 @@ def _result_lines(inventory: Inventory, entry: Entry, result: Result, holders: H
         summary = f", summary {stats.summary}" if stats.summary else ""
         rows.append(("stats", [f"{' '.join(stats.argv)} (every {stats.interval:g}s, timeout {stats.timeout:g}s"
                                f"{summary})"]))
+    if match.nodes:
+        rows.append(("nodes", list(match.nodes)))
     if match.reset:
         rows.append(("reset", ["the device is reset before it is handed to a task"]))
     if match.require_driver:
@@ -203,6 +269,7 @@ def _reservation_lines(reservation: Reservation | None, why_not: str) -> list[st
 def _verdict_json(verdict: RuleVerdict) -> dict[str, object]:
     return {
         "rule": rule_json(verdict.rule),
+        "kind": verdict.rule.kind,
         "matched": verdict.matched,
         "winner": verdict.winner,
         "shadowed": verdict.shadowed,
@@ -220,6 +287,7 @@ def _match_json(match: Match) -> dict[str, object]:
     return {
         "attributes": _attributes_json(match.attributes),
         "children": sorted(match.children) if match.children is not None else None,
+        "nodes": list(match.nodes),
         "permissions": match.permissions,
         "health": {"command": list(health.argv), "interval": health.interval, "timeout": health.timeout}
         if health is not None else None,

@@ -1,7 +1,9 @@
 """``suggest DEVICE``: a starter rule for one attached device, as YAML ready to paste under ``rules:``.
 
 The guesses (group vendor, type and name; which children to hand over) come from what the device
-says about itself: strings, hwdb names, interface classes and child subsystems. Before it is printed,
+says about itself: strings, hwdb names, interface classes and child subsystems. A device that is not
+USB gets a ``kind: udev`` rule on its subsystem and kernel name, plus its PCI ids or platform
+parent when it has one. Before it is printed,
 the text goes through the real loader and matcher (``parse_rules`` + ``RuleSet.match``), so a
 suggestion is always a valid rule that takes its device.
 """
@@ -15,9 +17,10 @@ from dataclasses import dataclass, field
 
 from discovery.ids import is_junk_serial
 from discovery.inventory import Entry
-from discovery.model import UsbDevice
+from discovery.model import NodeDevice, UsbDevice
 from discovery.rules.errors import RulesError
 from discovery.rules.loader import parse_rules
+from discovery.rules.udev_conditions import PCI_SUBSYSTEM, PLATFORM_SUBSYSTEMS, nearest_parent, sysfs_hex
 from plugin.cli.context import EXIT_OK, PROG, CliError, Context, quote_arg
 from plugin.cli.view import result_of, rule_ref
 
@@ -85,6 +88,10 @@ def _check(text: str, entry: Entry) -> None:
 def suggest(entry: Entry, rules_path: str | None = None) -> Suggestion:
     """A starter rule for ``entry``'s device, with comments saying what was guessed."""
     d = entry.device
+    if isinstance(d, NodeDevice):
+        return suggest_udev(entry, d, rules_path)
+    if not isinstance(d, UsbDevice):
+        raise CliError(f"{entry.id} is a {d.kind} device: its rule is the one that declares it")
     vendor_text = d.manufacturer or d.properties.get("ID_VENDOR_FROM_DATABASE")
     product_text = d.product or d.properties.get("ID_MODEL_FROM_DATABASE")
     label = " ".join(_plain(x) for x in (vendor_text, product_text) if x and _plain(x)) or d.vid_pid
@@ -120,6 +127,55 @@ def suggest(entry: Entry, rules_path: str | None = None) -> Suggestion:
     if adb and not is_junk_serial(d.serial):
         s.lines.append(f"{more}env:")
         s.lines.append(f'{more}  ANDROID_SERIAL: "{{serial}}"')
+    return s
+
+
+# The group type to suggest for a device's own subsystem.
+_UDEV_TYPES = {
+    "tty": "serial", "gpio": "gpio", "i2c-dev": "i2c", "spidev": "spi", "video4linux": "camera",
+    "sound": "audio", "block": "storage", "hidraw": "hid", "net": "network", "rtc": "rtc", "watchdog": "watchdog",
+}  # fmt: skip
+
+
+def suggest_udev(entry: Entry, d: NodeDevice, rules_path: str | None) -> Suggestion:
+    """A ``kind: udev`` rule: subsystem and kernel name, plus the PCI ids or the platform parent when there is one."""
+    pci = nearest_parent(d, (PCI_SUBSYSTEM,))
+    platform = nearest_parent(d, PLATFORM_SUBSYSTEMS) if pci is None else None
+    vendor_text = d.properties.get("ID_VENDOR_FROM_DATABASE")
+    model_text = d.properties.get("ID_MODEL_FROM_DATABASE")
+    s = Suggestion()
+    where = ", ".join(x for x in (
+        f"PCI {pci.sys_name}" if pci else "", f"platform {platform.sys_name}" if platform else "",
+        f"driver {d.driver}" if d.driver else "",
+    ) if x)  # fmt: skip
+    s.header.append(f"# {d.subsystem} {d.sys_name} at {d.device_node or '(no node)'}" + (f" ({where})" if where else ""))
+    rules_arg = quote_arg(rules_path) if rules_path else "FILE"
+    s.header.append(f"# Check it with: {PROG} explain {quote_arg(entry.id)} --rules {rules_arg}")
+    item, more = "  - ", "    "
+    s.lines.append(f"{item}name: {_scalar(f'{d.subsystem} {d.sys_name}')}")
+    s.lines.append(f"{more}kind: udev")
+    s.lines.append(f"{more}match:")
+    s.lines.append(f"{more}  subsystem: {_scalar(d.subsystem)}")
+    s.lines.append(f"{more}  kernel: {_scalar(d.sys_name)}")
+    vendor = ""
+    if pci is not None:
+        vendor_id = sysfs_hex(pci.attributes.get("vendor"))
+        device_id = sysfs_hex(pci.attributes.get("device"))
+        ids = [f"vendor_id: 0x{vendor_id:04x}"] if vendor_id is not None else []
+        ids += [f"device_id: 0x{device_id:04x}"] if device_id is not None else []
+        if ids:
+            s.lines.append(f"{more}  pci: {{{', '.join(ids)}}}    # the card; add slot: {_scalar(pci.sys_name)} "
+                           "to take only the one in that slot")
+        vendor = _slug(vendor_text, company=True) or (f"{vendor_id:04x}" if vendor_id is not None else "pci")
+    elif platform is not None:
+        s.lines.append(f"{more}  platform: {_scalar(platform.sys_name)}    # the on-board controller it hangs off")
+        vendor = "onboard"
+    if not is_junk_serial(d.serial):
+        s.lines.append(f"{more}  # serial: {_scalar(d.serial or '')}    # add to take only this unit")
+    kind = _UDEV_TYPES.get(d.subsystem, d.subsystem)
+    name = _slug(model_text) or d.sys_name
+    s.lines.append(f"{more}group: {{vendor: {_scalar(vendor or d.subsystem)}, type: {_scalar(kind)}, "
+                   f"name: {_scalar(name)}}}")
     return s
 
 

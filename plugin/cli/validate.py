@@ -52,6 +52,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             "valid": True,
             "ok": not failed,
             "rules": len(rules.rules),
+            "kinds": {kind: [r.kind for r in rules.rules].count(kind) for kind in dict.fromkeys(r.kind for r in rules.rules)},
             "attached_devices": checked,
             "errors": [],
             "warnings": [_issue_json(w) for w in warnings],
@@ -131,6 +132,9 @@ def _summary(path: str, rules: RuleSet, warnings: list[RuleIssue], checked: int 
              ctx: Context) -> str:
     count = len(rules.rules)
     text = f"{path}: valid, {count} rule{'s' if count != 1 else ''}"
+    kinds = [rule.kind for rule in rules.rules]
+    if any(kind != "usb" for kind in kinds):  # say which kinds only once a file has more than USB rules
+        text += " (" + ", ".join(f"{kinds.count(kind)} kind: {kind}" for kind in dict.fromkeys(kinds)) + ")"
     declared = sum(len(rule.devices) for rule in rules.rules)
     if declared:
         text += f" declaring {declared} device{'s' if declared != 1 else ''}"

@@ -77,7 +77,7 @@ ERRORS = [
     ("match-on-declared", rule_text("      - id: a\n", "    match: {vendor_id: '0403'}\n"),
      "rules[0].match", "a declared rule matches nothing", 4),
     ("usb-only-key", rule_text("      - id: a\n", "    children: [tty]\n"),
-     "rules[0].children", "applies to USB rules only", 4),
+     "rules[0].children", "is for 'kind: usb' rules only", 4),
     ("devices-without-kind", "rules:\n  - match: {vendor_id: '0403'}\n    group: {vendor: v, type: t, name: n}\n"
      "    devices: [{id: a}]\n", "rules[0].devices", "needs 'kind: declared'", 4),
     ("unknown-kind", "rules:\n  - kind: usbb\n    group: {vendor: v, type: t, name: n}\n",

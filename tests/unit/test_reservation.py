@@ -108,7 +108,7 @@ def test_plan_reservation_hands_over_only_the_children_the_rule_names() -> None:
 
 
 def test_plan_reservation_env_per_device_in_id_order() -> None:
-    """USB_DEVICE_IDS is sorted; USB_DEVICE_<i>_* follow that order, whatever order Nomad asked in (DEVICE_* too)."""
+    """(USB_)DEVICE_IDS is sorted; (USB_)DEVICE_<i>_* follow that order, whatever order Nomad asked in."""
     first = board("usb-a", devnum=5, serial="S-A", children=frozenset())
     second = board("usb-b", devnum=6, serial=None, children=frozenset())
     envs = plan(["usb-b", "usb-a", "usb-b"], first, second).envs

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 
 from discovery.rules.errors import RuleIssue
 from discovery.rules.model import DeclaredSpec, Rule
-from discovery.rules.schema.keys import DECLARED_DEVICE_KEYS, DEFAULT_KIND, KIND_ONLY_KEYS, RULE_KINDS
+from discovery.rules.schema.keys import DECLARED_DEVICE_KEYS
 from discovery.rules.schema.outputs import read_env, read_health, read_mounts
 from discovery.rules.schema.reader import Reader, read_map
 from discovery.rules.schema.values import path_problem
@@ -28,39 +28,6 @@ RESERVED_ID_PREFIX = "usb-"
 DECLARED_BUILTINS = frozenset({"id"})
 VALUE_BUILTINS_ALLOWED = frozenset({"serial"})  # a values key may fill this built-in; the others are USB facts
 MAX_DEVICES = 10_000
-
-
-def read_kind(r: Reader, src: Src | None, field: str) -> str | None:
-    """``kind:``: which devices the rule takes (``usb`` when absent)."""
-    if src is None:
-        return DEFAULT_KIND
-    text = r.text(src, field, non_empty=True)
-    if text is None:
-        return None
-    if text not in RULE_KINDS:
-        r.error(src, field, f"{quote(text)} is not a kind of rule (one of: {', '.join(RULE_KINDS)})")
-        return None
-    return text
-
-
-def refuse_other_kinds_keys(r: Reader, keys: dict[str, tuple[Src, Src]], kind: str, field: str) -> None:
-    """An error for each key that only another kind of rule takes, saying what to write instead."""
-    for other, only in KIND_ONLY_KEYS.items():
-        if other == kind:
-            continue
-        for key in sorted(only & set(keys)):
-            r.error(keys[key][0], f"{field}.{key}", _wrong_kind(key, kind))
-
-
-def _wrong_kind(key: str, kind: str) -> str:
-    if kind == "declared" and key == "match":
-        return ("a declared rule matches nothing: it lists its devices under 'devices:' "
-                "(remove 'match:', or remove 'kind: declared' to match USB devices)")  # fmt: skip
-    if kind == "declared":
-        return f"{quote(key)} applies to USB rules only, not to a declared rule"
-    if key == "devices":
-        return "'devices:' lists declared devices: it needs 'kind: declared' in the same rule"
-    return f"{quote(key)} does not apply to a {kind} rule"
 
 
 def read_devices(r: Reader, src: Src, field: str) -> tuple[DeclaredSpec, ...] | None:

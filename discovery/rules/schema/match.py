@@ -1,8 +1,13 @@
-"""The ``match:`` section of a rule: each key's value checked and compiled into conditions."""
+"""The ``match:`` section of a rule: each key's value checked and compiled into conditions, per kind of rule.
+
+This module holds the ``kind: usb`` keys; ``udev_match`` holds those of ``kind: udev``. A key of
+another kind is refused with a message that names the rule's kind and what to write instead.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from discovery.rules.conditions import (
     Condition,
@@ -11,29 +16,44 @@ from discovery.rules.conditions import (
     InterfaceClassCondition,
     InterfaceCondition,
     PortCondition,
-    PropertyCondition,
     StringCondition,
     SubsystemCondition,
 )
-from discovery.rules.schema.keys import INTERFACE_KEYS, MATCH_KEYS, MISPLACED_IN_MATCH
+from discovery.rules.schema.keys import (
+    INTERFACE_KEYS,
+    MATCH_KEYS_BY_KIND,
+    MISPLACED_IN_MATCH,
+    USB_MATCH_KEYS,
+    WRONG_KIND_MATCH,
+)
 from discovery.rules.schema.reader import Reader, read_map
-from discovery.rules.schema.values import PROPERTY_KEY
+from discovery.rules.schema.udev_match import UDEV_MATCH_BUILDERS, property_conditions
 from discovery.rules.tree import Src, quote
 
+Builder = Callable[[Reader, Src, str, str], list[Condition[Any]]]
 
-def read_match(r: Reader, src: Src, field: str) -> tuple[Condition, ...]:
-    """The ``match:`` mapping as conditions, in schema order."""
-    keys = read_map(src, field, r.issues, MATCH_KEYS, MISPLACED_IN_MATCH)
+
+def read_match(r: Reader, src: Src, field: str, kind: str = "usb") -> tuple[Condition[Any], ...]:
+    """The ``match:`` mapping of a rule of ``kind`` as conditions, in schema order."""
+    valid = MATCH_KEYS_BY_KIND[kind]
+    refused = {
+        key: f"{quote(key)} is not a match key of a 'kind: {kind}' rule"
+        + (" (the default kind)" if kind == "usb" else "")
+        + f": {hint}"
+        for key, hint in WRONG_KIND_MATCH.get(kind, {}).items()
+    }
+    keys = read_map(src, field, r.issues, valid, MISPLACED_IN_MATCH, refused)
     if keys is None:
         return ()
-    conditions: list[Condition] = []
-    for key in MATCH_KEYS:  # schema order: cheap id checks first, and a stable explain order
+    builders = _BUILDERS_BY_KIND[kind]
+    conditions: list[Condition[Any]] = []
+    for key in valid:  # schema order: cheap checks first, and a stable explain order
         if key in keys:
-            conditions.extend(_MATCH_BUILDERS[key](r, keys[key][1], f"{field}.{key}", key))
+            conditions.extend(builders[key](r, keys[key][1], f"{field}.{key}", key))
     return tuple(conditions)
 
 
-def _id_condition(r: Reader, src: Src, field: str, key: str) -> list[Condition]:
+def _id_condition(r: Reader, src: Src, field: str, key: str) -> list[Condition[Any]]:
     if key == "device_class":
         ids = r.hex_set(src, field, 0xFF, "class code")
         return [IdCondition(f"match.{key}", key, ids, 2)] if ids else []
@@ -41,48 +61,32 @@ def _id_condition(r: Reader, src: Src, field: str, key: str) -> list[Condition]:
     return [IdCondition(f"match.{key}", key, ids, 4)] if ids else []
 
 
-def _interface_class_condition(r: Reader, src: Src, field: str, key: str) -> list[Condition]:
+def _interface_class_condition(r: Reader, src: Src, field: str, key: str) -> list[Condition[Any]]:
     ids = r.hex_set(src, field, 0xFF, "class code")
     return [InterfaceClassCondition(f"match.{key}", ids)] if ids else []
 
 
-def _string_condition(r: Reader, src: Src, field: str, key: str) -> list[Condition]:
+def _string_condition(r: Reader, src: Src, field: str, key: str) -> list[Condition[Any]]:
     globs = r.globs(src, field)
     return [StringCondition(f"match.{key}", key, globs)] if globs else []
 
 
-def _port_condition(r: Reader, src: Src, field: str, key: str) -> list[Condition]:
+def _port_condition(r: Reader, src: Src, field: str, key: str) -> list[Condition[Any]]:
     globs = r.globs(src, field)
     return [PortCondition(f"match.{key}", globs)] if globs else []
 
 
-def _driver_condition(r: Reader, src: Src, field: str, key: str) -> list[Condition]:
+def _driver_condition(r: Reader, src: Src, field: str, key: str) -> list[Condition[Any]]:
     globs = r.globs(src, field)
     return [DriverCondition(f"match.{key}", globs)] if globs else []
 
 
-def _subsystem_condition(r: Reader, src: Src, field: str, key: str) -> list[Condition]:
+def _subsystem_condition(r: Reader, src: Src, field: str, key: str) -> list[Condition[Any]]:
     names = r.names(src, field, allow_empty=False)
     return [SubsystemCondition(f"match.{key}", frozenset(names))] if names else []
 
 
-def _property_conditions(r: Reader, src: Src, field: str, key: str) -> list[Condition]:
-    keys = read_map(src, field, r.issues, None)
-    if keys is None:
-        return []
-    out: list[Condition] = []
-    for name, (key_src, value) in keys.items():
-        sub = f"{field}.{name}"
-        if not PROPERTY_KEY.match(name):
-            r.error(key_src, sub, f"{quote(name)} is not a udev property name")
-            continue
-        globs = r.globs(value, sub)
-        if globs:
-            out.append(PropertyCondition(f"match.properties.{name}", name, globs))
-    return out
-
-
-def _interface_condition(r: Reader, src: Src, field: str, key: str) -> list[Condition]:
+def _interface_condition(r: Reader, src: Src, field: str, key: str) -> list[Condition[Any]]:
     keys = read_map(src, field, r.issues, INTERFACE_KEYS)
     if keys is None:
         return []
@@ -98,14 +102,14 @@ def _interface_condition(r: Reader, src: Src, field: str, key: str) -> list[Cond
     return [InterfaceCondition(f"match.{key}", sets[0], sets[1], sets[2])]
 
 
-# The match schema as data: each key of ``match:`` and the builder of its conditions.
-_MATCH_BUILDERS: dict[str, Callable[[Reader, Src, str, str], list[Condition]]] = {
+# The kind: usb match schema as data: each key of ``match:`` and the builder of its conditions.
+_MATCH_BUILDERS: dict[str, Builder] = {
     "vendor_id": _id_condition,
     "product_id": _id_condition,
     "serial": _string_condition,
     "manufacturer": _string_condition,
     "product": _string_condition,
-    "properties": _property_conditions,
+    "properties": property_conditions,
     "subsystem": _subsystem_condition,
     "device_class": _id_condition,
     "interface_class": _interface_class_condition,
@@ -113,4 +117,6 @@ _MATCH_BUILDERS: dict[str, Callable[[Reader, Src, str, str], list[Condition]]] =
     "port": _port_condition,
     "driver": _driver_condition,
 }
-assert tuple(_MATCH_BUILDERS) == MATCH_KEYS
+assert tuple(_MATCH_BUILDERS) == USB_MATCH_KEYS
+_BUILDERS_BY_KIND: dict[str, dict[str, Builder]] = {"usb": _MATCH_BUILDERS, "udev": UDEV_MATCH_BUILDERS}
+assert {kind: tuple(b) for kind, b in _BUILDERS_BY_KIND.items()} == MATCH_KEYS_BY_KIND

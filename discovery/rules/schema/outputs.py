@@ -12,6 +12,7 @@ from discovery.rules.schema.values import (
     MIN_INTERVAL,
     READING_NAME,
     RESERVED_ENV,
+    node_path_problem,
     path_problem,
 )
 from discovery.rules.templates import Placeholder, Template
@@ -105,6 +106,27 @@ def _read_mount(r: Reader, src: Src, field: str) -> MountSpec | None:
     if host is None or task is None:
         return None
     return MountSpec(host, task, read_only)
+
+
+def read_nodes(r: Reader, src: Src, field: str) -> tuple[Template, ...]:
+    """``nodes:``: further device nodes handed over with each device, paths under /dev (checked again when rendered)."""
+    if src.kind != "seq":
+        r.error(src, field, f"expected a list of device node paths, got {src.kind_name}")
+        return ()
+    out = []
+    for i, element in enumerate(src.elements()):
+        sub = f"{field}[{i}]"
+        template = r.template(element, sub, non_empty=True)
+        if template is None:
+            continue
+        # As for mounts: every placeholder probed as a plain name, so it cannot choose the root.
+        probe = "".join("x" if isinstance(part, Placeholder) else part for part in template.parts)
+        problem = node_path_problem(probe, shown=template.text)
+        if problem is not None:
+            r.error(element, sub, problem)
+            continue
+        out.append(template)
+    return tuple(out)
 
 
 def _read_path(r: Reader, src: Src, field: str, host: bool) -> Template | None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from discovery.durations import DurationError, parse_duration
 from discovery.rules.conditions import Glob, GlobError, compile_glob
 from discovery.rules.schema.values import SUBSYSTEM_NAME, parse_hex_id
-from discovery.rules.templates import Template, TemplateError, parse_template
+from discovery.rules.templates import Template, TemplateError, parse_template, placeholder_problem
 from discovery.rules.tree import Issues, Src, quote
 
 
@@ -21,15 +21,21 @@ def read_map(
     issues: Issues,
     keys: Sequence[str] | None,
     elsewhere: dict[str, str] | None = None,
+    refused: dict[str, str] | None = None,
 ) -> dict[str, tuple[Src, Src]] | None:
-    """Key -> (key source, value source) of a mapping; with ``keys``, unknown keys are errors."""
+    """Key -> (key source, value source) of a mapping; with ``keys``, unknown keys are errors.
+
+    ``elsewhere`` says where a key written at the wrong level belongs; ``refused`` gives the whole
+    message for keys this mapping knows but does not take here (a key of another kind of rule).
+    """
     if src.kind != "map":
         issues.add(src, field, f"expected a mapping, got {src.kind_name}")
         return None
     result: dict[str, tuple[Src, Src]] = {}
     for key, key_src, value_src in src.entries(issues, field):
         if keys is not None and key not in keys:
-            issues.add(key_src, _join(field, key), _unknown_key(key, keys, elsewhere or {}))
+            message = (refused or {}).get(key) or _unknown_key(key, keys, elsewhere or {})
+            issues.add(key_src, _join(field, key), message)
             continue
         if value_src.kind == "null":
             issues.add(key_src, _join(field, key), "has no value (give one, or remove the key)")
@@ -55,8 +61,9 @@ def _unknown_key(key: str, valid: Sequence[str], elsewhere: dict[str, str]) -> s
 class Reader:
     """Reads checked values out of one source, adding every problem to ``issues``."""
 
-    def __init__(self, issues: Issues) -> None:
+    def __init__(self, issues: Issues, kind: str = "usb") -> None:
         self.issues = issues
+        self.kind = kind  # the kind of the rule being read: which placeholders its templates may use
 
     def error(self, at: Src | None, field: str, message: str) -> None:
         self.issues.add(at, field, message)
@@ -160,10 +167,15 @@ class Reader:
         if text is None:
             return None
         try:
-            return parse_template(text)
+            template = parse_template(text)
         except TemplateError as exc:
             self.error(src, field, f"{quote(text)}: {exc}")
             return None
+        problems = [p for name in template.placeholders if (p := placeholder_problem(name, self.kind))]
+        if problems:
+            self.error(src, field, f"{quote(text)}: {problems[0]}")
+            return None
+        return template
 
     def duration(self, src: Src | None, field: str, default: float) -> float | None:
         if src is None:

@@ -15,20 +15,22 @@ from dataclasses import replace
 from discovery.rules.errors import RuleIssue
 from discovery.rules.model import DEFAULT_PERMISSIONS, AttrSpec, GroupKey, Rule
 from discovery.rules.schema.attributes import read_attributes
-from discovery.rules.schema.declared import (
-    check_placeholders,
-    declared_id_conflicts,
-    read_devices,
-    read_kind,
-    refuse_other_kinds_keys,
+from discovery.rules.schema.declared import check_placeholders, declared_id_conflicts, read_devices
+from discovery.rules.schema.keys import (
+    DEFAULT_KIND,
+    IGNORE_RULE_KEYS,
+    KINDS,
+    MISPLACED_IN_RULE,
+    RULE_KEYS,
+    RULE_KEYS_ONLY_FOR,
 )
-from discovery.rules.schema.keys import IGNORE_RULE_KEYS, MISPLACED_IN_RULE, RULE_KEYS
 from discovery.rules.schema.match import read_match
 from discovery.rules.schema.outputs import (
     read_env,
     read_group,
     read_health,
     read_mounts,
+    read_nodes,
     read_permissions,
     read_stats,
 )
@@ -129,14 +131,18 @@ def read_rule(r: Reader, src: Src, index: int, field: str) -> Rule | None:
     label = field  # a rule without a name is known by its place: rules[2]
     if "name" in value:
         label = r.text(value["name"], f"{field}.name", non_empty=True) or label
-    kind = read_kind(r, value.get("kind"), f"{field}.kind")
+    kind = _read_kind(r, value.get("kind"), f"{field}.kind")
     if kind is None:
-        return None  # what else the rule needs depends on its kind: report only that
-    refuse_other_kinds_keys(r, keys, kind, field)
+        return None  # with an unknown kind, no other key can be judged
+    r.kind = kind
+    for key, (key_src, _) in keys.items():
+        kinds = RULE_KEYS_ONLY_FOR.get(key)
+        if kinds is not None and kind not in kinds:
+            r.error(key_src, f"{field}.{key}", _KIND_ONLY_MESSAGES[key].format(kind=kind))
     before_ignore = len(r.issues.items)
-    ignore = r.boolean(value.get("ignore"), f"{field}.ignore", False) if kind == "usb" else False
+    ignore = r.boolean(value.get("ignore"), f"{field}.ignore", False) if kind != "declared" else False
     ignore_valid = len(r.issues.items) == before_ignore
-    conditions = read_match(r, value["match"], f"{field}.match") if "match" in value and kind == "usb" else ()
+    conditions = read_match(r, value["match"], f"{field}.match", kind) if "match" in value and kind != "declared" else ()
     rule = Rule(
         index=index,
         label=label,
@@ -145,8 +151,8 @@ def read_rule(r: Reader, src: Src, index: int, field: str) -> Rule | None:
         column=src.column,
         field=field,
         conditions=conditions,
-        ignore=ignore,
         kind=kind,
+        ignore=ignore,
     )
     # With a bad 'ignore' it is unknown what else the rule needs: report only that.
     if ignore_valid and ignore:
@@ -163,6 +169,34 @@ def read_rule(r: Reader, src: Src, index: int, field: str) -> Rule | None:
     if len(r.issues.items) > before:
         return None
     return rule
+
+
+# Why a rule of some kind cannot take a key that only other kinds take.
+_KIND_ONLY_MESSAGES = {
+    "children": "'children' is for 'kind: usb' rules only: a 'kind: {kind}' rule hands over the device's "
+                "own node, plus the paths in 'nodes:'",
+    "reset": "'reset' is for 'kind: usb' rules only: only a USB device can be reset",
+    "require_driver": "'require_driver' is for 'kind: usb' rules only: a 'kind: {kind}' device has its node "
+                      "once its driver made it (match the driver with 'match: {{driver: ...}}')",
+    "ignore": "'ignore' is for 'kind: usb' and 'kind: udev' rules: a declared device is left out by not declaring it",
+    "match": "a declared rule matches nothing: it lists its devices under 'devices:' "
+             "(remove 'match:', or remove 'kind: declared' to match discovered devices)",
+    "devices": "'devices:' lists declared devices: it needs 'kind: declared' in the same rule",
+}
+
+
+def _read_kind(r: Reader, src: Src | None, field: str) -> str | None:
+    """``kind:``, ``usb`` when absent; None (with an error) for an unknown or not yet supported kind."""
+    if src is None:
+        return DEFAULT_KIND
+    text = r.text(src, field, non_empty=True)
+    if text is None:
+        return None
+    if text not in KINDS:
+        r.error(src, field, f"{quote(text)} is not a kind of rule: write one of {', '.join(KINDS)} "
+                "(usb when left out)")  # fmt: skip
+        return None
+    return text
 
 
 def _with_outputs(r: Reader, rule: Rule, value: dict[str, Src], field: str) -> Rule:
@@ -182,6 +216,7 @@ def _with_outputs(r: Reader, rule: Rule, value: dict[str, Src], field: str) -> R
         permissions=permissions,
         env=read_env(r, value["env"], f"{field}.env") if "env" in value else (),
         mounts=read_mounts(r, value["mounts"], f"{field}.mounts") if "mounts" in value else (),
+        nodes=read_nodes(r, value["nodes"], f"{field}.nodes") if "nodes" in value else (),
         health=read_health(r, value["health"], f"{field}.health") if "health" in value else None,
         stats=read_stats(r, value["stats"], f"{field}.stats") if "stats" in value else None,
         reset=r.boolean(value.get("reset"), f"{field}.reset", False),

@@ -104,3 +104,13 @@ def path_problem(path: str, host: bool, shown: str | None = None) -> str | None:
     if not host and path == "/":
         return "the task path must not be '/'"
     return None
+
+
+def node_path_problem(path: str, shown: str | None = None) -> str | None:
+    """Why ``path`` is not acceptable as a rule's ``nodes:`` entry (a device node under /dev), or None."""
+    problem = path_problem(path, host=True, shown=shown)
+    if problem is not None:
+        return problem
+    if not path.startswith("/dev/"):
+        return f"{quote(path if shown is None else shown)} must be under /dev (a device node)"
+    return None
