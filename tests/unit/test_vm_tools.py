@@ -322,3 +322,11 @@ def test_guest_rules_file_loads() -> None:
     """The rules file the VM tier installs in the guest passes the plugin's own loader, one rule per kind."""
     rules = load_rules(Path(__file__).resolve().parents[1] / "vm" / "rules.yaml")
     assert len(list(rules)) == 5
+
+
+def test_guest_non_usb_rules_file_loads() -> None:
+    """The PCI serial card's rules file (tests/vm/rules-nonusb.yaml) passes the loader as one kind: udev rule."""
+    rules = list(load_rules(Path(__file__).resolve().parents[1] / "vm" / "rules-nonusb.yaml"))
+    assert [(rule.kind, str(rule.group.static_key) if rule.group else None) for rule in rules] == [
+        ("udev", "qemu/serial/pci-serial")
+    ]
