@@ -117,6 +117,11 @@ rules:
     match: {{vendor_id: 10c4, product_id: ea60, serial: "FARM*"}}
     group: {{vendor: espressif, type: board, name: esp32-farm}}
     stats: {{command: [/bin/sh, "{readings}", "{{serial}}"], interval: 1s, timeout: 1s, summary: vbus}}
+  - name: the UART of a Raspberry Pi HAT, a udev device outside USB
+    kind: udev
+    match: {{subsystem: tty, platform: fe201000.serial}}
+    group: {{vendor: raspberrypi, type: serial, name: pl011}}
+    env: {{HAT_UART: "{{devnode}}"}}
   - name: a car on the test bench, declared (udev cannot see it)
     kind: declared
     group: {{vendor: doyota, type: car, name: mius}}

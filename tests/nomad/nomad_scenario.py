@@ -19,7 +19,7 @@ BUSYBOX = "/bin/busybox"
 
 # What a task prints: its device variables; in a container or chroot also its nodes, and whether it
 # may write and read its tty. (Never on raw_exec: there the paths are the host's own /dev.)
-ENV_PROBE = f"{BUSYBOX} env | {BUSYBOX} sort | {BUSYBOX} grep -E '^(USB_DEVICE|DEVICE_|BOARD_|CAR_)'\n"
+ENV_PROBE = f"{BUSYBOX} env | {BUSYBOX} sort | {BUSYBOX} grep -E '^(USB_DEVICE|DEVICE_|BOARD_|CAR_|HAT_)'\n"
 PROBE = ENV_PROBE + f"""\
 for node in "$USB_DEVICE_0_NODE" "$USB_DEVICE_0_BUS_NODE"; do {BUSYBOX} ls -l "$node" 2>&1; done
 echo "write: $( {{ echo x > "$USB_DEVICE_0_NODE"; }} 2>&1 && echo ok)"
