@@ -77,75 +77,6 @@ class NodeSubsystemCondition(Condition[NodeDevice]):
 
 
 @dataclass(frozen=True, slots=True)
-class KernelCondition(Condition[NodeDevice]):
-    """The kernel name (``ttyAMA0``) matches one of ``globs`` (udev's KERNEL)."""
-
-    field: str
-    globs: tuple[Glob, ...]
-
-    @property
-    def expected(self) -> str:
-        return globs_text(self.globs)
-
-    def test(self, device: NodeDevice) -> bool:
-        return any_glob(self.globs, device.sys_name)
-
-    def actual(self, device: NodeDevice) -> str:
-        return repr(device.sys_name)
-
-    def covers(self, other: Condition[Any]) -> bool:
-        return isinstance(other, KernelCondition) and globs_cover(self.globs, other.globs)
-
-
-@dataclass(frozen=True, slots=True)
-class DevnodeCondition(Condition[NodeDevice]):
-    """The device node, or one of its udev links (``/dev/serial0``), matches one of ``globs``."""
-
-    field: str
-    globs: tuple[Glob, ...]
-
-    @property
-    def expected(self) -> str:
-        return globs_text(self.globs)
-
-    def test(self, device: NodeDevice) -> bool:
-        if any_glob(self.globs, device.device_node):
-            return True
-        return any(any_glob(self.globs, link) for link in device.devlinks)
-
-    def actual(self, device: NodeDevice) -> str:
-        if device.device_node is None:
-            return "(no device node)"
-        if not device.devlinks:
-            return repr(device.device_node)
-        return f"{device.device_node!r} (links {', '.join(device.devlinks)})"
-
-    def covers(self, other: Condition[Any]) -> bool:
-        return isinstance(other, DevnodeCondition) and globs_cover(self.globs, other.globs)
-
-
-@dataclass(frozen=True, slots=True)
-class NodePortCondition(Condition[NodeDevice]):
-    """The physical place (udev's ID_PATH, ``platform-fe201000.serial``) matches one of ``globs``."""
-
-    field: str
-    globs: tuple[Glob, ...]
-
-    @property
-    def expected(self) -> str:
-        return globs_text(self.globs)
-
-    def test(self, device: NodeDevice) -> bool:
-        return any_glob(self.globs, device.port_path)
-
-    def actual(self, device: NodeDevice) -> str:
-        return repr(device.port_path)
-
-    def covers(self, other: Condition[Any]) -> bool:
-        return isinstance(other, NodePortCondition) and globs_cover(self.globs, other.globs)
-
-
-@dataclass(frozen=True, slots=True)
 class AttributeCondition(Condition[NodeDevice]):
     """The device's own sysfs attribute ``name`` matches one of ``globs`` (udev's ATTR{name})."""
 
@@ -218,31 +149,6 @@ class ParentAttributesCondition(Condition[NodeDevice]):
 
 
 @dataclass(frozen=True, slots=True)
-class NodeDriverCondition(Condition[NodeDevice]):
-    """The driver of the device or of any parent matches one of ``globs`` (udev's DRIVERS)."""
-
-    field: str
-    globs: tuple[Glob, ...]
-
-    @property
-    def expected(self) -> str:
-        return globs_text(self.globs)
-
-    def test(self, device: NodeDevice) -> bool:
-        if any_glob(self.globs, device.driver):
-            return True
-        return any(any_glob(self.globs, parent.driver) for parent in device.parents)
-
-    def actual(self, device: NodeDevice) -> str:
-        drivers = [device.driver] + [parent.driver for parent in device.parents]
-        bound = list(dict.fromkeys(driver for driver in drivers if driver))  # nearest first
-        return ", ".join(bound) if bound else "(no driver bound)"
-
-    def covers(self, other: Condition[Any]) -> bool:
-        return isinstance(other, NodeDriverCondition) and globs_cover(self.globs, other.globs)
-
-
-@dataclass(frozen=True, slots=True)
 class PciIdCondition(Condition[NodeDevice]):
     """An id of the nearest PCI parent (``vendor_id`` is sysfs ``vendor``, ...) is one of ``values``."""
 
@@ -309,43 +215,118 @@ class PciClassCondition(Condition[NodeDevice]):
         )
 
 
+class _GlobsCondition(Condition[NodeDevice]):
+    """A condition that holds when one of the device's values for it (``candidates``) matches a glob.
+
+    Subclasses say which values those are and how ``explain`` shows them; wanting, testing and
+    covering (a broader set of globs covers a narrower one of the same condition) are the same for all.
+    """
+
+    __slots__ = ()
+    field: str
+    globs: tuple[Glob, ...]
+
+    @property
+    def expected(self) -> str:
+        return globs_text(self.globs)
+
+    def candidates(self, device: NodeDevice) -> list[str | None]:
+        raise NotImplementedError
+
+    def test(self, device: NodeDevice) -> bool:
+        return any(any_glob(self.globs, value) for value in self.candidates(device))
+
+    def covers(self, other: Condition[Any]) -> bool:
+        return type(other) is type(self) and globs_cover(self.globs, other.globs)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True, slots=True)
-class PciSlotCondition(Condition[NodeDevice]):
+class KernelCondition(_GlobsCondition):
+    """The kernel name (``ttyAMA0``) matches one of ``globs`` (udev's KERNEL)."""
+
+    field: str
+    globs: tuple[Glob, ...]
+
+    def candidates(self, device: NodeDevice) -> list[str | None]:
+        return [device.sys_name]
+
+    def actual(self, device: NodeDevice) -> str:
+        return repr(device.sys_name)
+
+
+@dataclass(frozen=True, slots=True)
+class DevnodeCondition(_GlobsCondition):
+    """The device node, or one of its udev links (``/dev/serial0``), matches one of ``globs``."""
+
+    field: str
+    globs: tuple[Glob, ...]
+
+    def candidates(self, device: NodeDevice) -> list[str | None]:
+        return [device.device_node, *device.devlinks]
+
+    def actual(self, device: NodeDevice) -> str:
+        if device.device_node is None:
+            return "(no device node)"
+        if not device.devlinks:
+            return repr(device.device_node)
+        return f"{device.device_node!r} (links {', '.join(device.devlinks)})"
+
+
+@dataclass(frozen=True, slots=True)
+class NodePortCondition(_GlobsCondition):
+    """The physical place (udev's ID_PATH, else the nearest bus parent: ``platform-fe201000.serial``) matches."""
+
+    field: str
+    globs: tuple[Glob, ...]
+
+    def candidates(self, device: NodeDevice) -> list[str | None]:
+        return [device.port_path]
+
+    def actual(self, device: NodeDevice) -> str:
+        return repr(device.port_path)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeDriverCondition(_GlobsCondition):
+    """The driver of the device or of any parent matches one of ``globs`` (udev's DRIVERS)."""
+
+    field: str
+    globs: tuple[Glob, ...]
+
+    def candidates(self, device: NodeDevice) -> list[str | None]:
+        return [device.driver, *(parent.driver for parent in device.parents)]
+
+    def actual(self, device: NodeDevice) -> str:
+        bound = list(dict.fromkeys(driver for driver in self.candidates(device) if driver))  # nearest first
+        return ", ".join(bound) if bound else "(no driver bound)"
+
+
+@dataclass(frozen=True, slots=True)
+class PciSlotCondition(_GlobsCondition):
     """The nearest PCI parent's address (``0000:03:00.0``) matches one of ``globs``."""
 
     field: str
     globs: tuple[Glob, ...]
 
-    @property
-    def expected(self) -> str:
-        return globs_text(self.globs)
-
-    def test(self, device: NodeDevice) -> bool:
+    def candidates(self, device: NodeDevice) -> list[str | None]:
         parent = nearest_parent(device, (PCI_SUBSYSTEM,))
-        return parent is not None and any_glob(self.globs, parent.sys_name)
+        return [] if parent is None else [parent.sys_name]
 
     def actual(self, device: NodeDevice) -> str:
         parent = nearest_parent(device, (PCI_SUBSYSTEM,))
         return "(no PCI parent)" if parent is None else repr(parent.sys_name)
 
-    def covers(self, other: Condition[Any]) -> bool:
-        return isinstance(other, PciSlotCondition) and globs_cover(self.globs, other.globs)
-
 
 @dataclass(frozen=True, slots=True)
-class PlatformCondition(Condition[NodeDevice]):
+class PlatformCondition(_GlobsCondition):
     """The nearest platform or amba parent's name (``fe201000.serial``) or compatible string matches a glob."""
 
     field: str
     globs: tuple[Glob, ...]
 
-    @property
-    def expected(self) -> str:
-        return globs_text(self.globs)
-
-    def test(self, device: NodeDevice) -> bool:
+    def candidates(self, device: NodeDevice) -> list[str | None]:
         parent = nearest_parent(device, PLATFORM_SUBSYSTEMS)
-        return parent is not None and any(any_glob(self.globs, name) for name in platform_names(parent))
+        return [] if parent is None else list(platform_names(parent))
 
     def actual(self, device: NodeDevice) -> str:
         parent = nearest_parent(device, PLATFORM_SUBSYSTEMS)
@@ -354,6 +335,3 @@ class PlatformCondition(Condition[NodeDevice]):
         names = platform_names(parent)
         extra = f" (compatible {', '.join(names[1:])})" if len(names) > 1 else ""
         return repr(parent.sys_name) + extra
-
-    def covers(self, other: Condition[Any]) -> bool:
-        return isinstance(other, PlatformCondition) and globs_cover(self.globs, other.globs)
