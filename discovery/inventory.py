@@ -57,8 +57,8 @@ class Entry(Generic[DeviceT]):
 class Inventory:
     """Everything attached at one moment, under one rule set.
 
-    ``entries`` are the USB devices (what ``explain``, ``suggest`` and ``validate`` look at);
-    ``others`` the non-USB devices, there when the enumeration was asked for them (``list --all``).
+    ``entries`` are the USB devices (what ``validate`` looks at); ``others`` the non-USB devices,
+    there when the enumeration was asked for them (``list --all``, ``explain``, ``suggest``).
     """
 
     rules: RuleSet
@@ -156,7 +156,7 @@ def malformed_vid_pid(query: str) -> bool:
     return bool(_VID_PID_SHAPE.match(text)) and not _VID_PID.match(text)
 
 
-def find_devices(inventory: Inventory, query: str) -> list[Entry[UsbDevice]]:
+def find_devices(inventory: Inventory, query: str) -> list[Entry[Device]]:
     """The attached devices ``query`` names, tried in this order (the first kind that finds any wins).
 
     An ID; ``VID:PID`` (hex, as lsusb prints it; may name several devices); a sysfs path (of the
@@ -165,7 +165,7 @@ def find_devices(inventory: Inventory, query: str) -> list[Entry[UsbDevice]]:
     kernel name such as ``1-5.2``).
     """
     text = query.strip()
-    entries = inventory.entries
+    entries = inventory.all_entries  # /dev/ttyAMA0 names a device outside USB
     if not text:
         return []
     by_id = [e for e in entries if e.id == text]

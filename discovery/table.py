@@ -319,8 +319,7 @@ def same_unit(before: Device, after: Device) -> bool:
 
 def device_attributes(state: DeviceState) -> dict[str, AttrValue]:
     """The built-in attributes of the device, overridden by its rule's."""
-    # USB built-ins only for now: the other kinds' built-ins come with their rules (discovery.attributes)
-    attrs = builtin_attributes(state.device) if isinstance(state.device, UsbDevice) else {}
+    attrs = builtin_attributes(state.device)  # a declared device has none
     attrs.update(state.match.attributes)
     return attrs
 

@@ -1,4 +1,4 @@
-"""Helpers for process-tier tests that look at what the plugin left running: /proc scans and polled waits."""
+"""Helpers for process-tier tests: plugins started one after the other in one world, /proc scans, polled waits."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from discovery.fake.testbed import Testbed
+from plugin.config import encode_config
+from plugin.host import FingerprintStream, PluginProcess
 
 
 def pids_with_argument(wanted: Callable[[bytes], bool]) -> list[int]:
@@ -31,3 +35,44 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
             return False
         threading.Event().wait(0.05)  # polling /proc: nothing to wait on
     return True
+
+
+class Plugins:
+    """Starts plugins one after the other in one world, each reading ``rules_file`` and keeping IDs in ``state``."""
+
+    def __init__(self, testbed: Testbed, tmp_path: Path) -> None:
+        self.testbed = testbed
+        self.rules_file = tmp_path / "rules.yaml"
+        self.state = tmp_path / "state"
+        self.running: PluginProcess | None = None
+
+    def start(self, rules: str, *, state: Path | None = None, **config: str) -> FingerprintStream:
+        """Write ``rules``, start the executable, SetConfig (``config`` adds keys) and open the Fingerprint stream."""
+        self.rules_file.write_text(rules)
+        self.running = PluginProcess.start(env_extra=self.testbed.env())
+        self.running.set_config(encode_config({"rules_file": str(self.rules_file), "debounce": "50ms",
+                                               "state_dir": str(state or self.state), **config}))
+        return self.running.fingerprint()
+
+    @property
+    def plugin(self) -> PluginProcess:
+        assert self.running is not None, "no plugin running"
+        return self.running
+
+    def reload(self, rules: str) -> None:
+        """Write the new rules beside the file and rename it over, as an editor or config manager does."""
+        aside = self.rules_file.with_suffix(".new")
+        aside.write_text(rules)
+        aside.rename(self.rules_file)
+
+    def stop(self) -> None:
+        """Shutdown: exit code 0 and nothing on stderr that is not an hclog line."""
+        running, self.running = self.plugin, None
+        with running:  # closes its pipes on the way out
+            assert running.shutdown() == 0
+            assert not running.bad_stderr_lines, running.bad_stderr_lines
+
+    def close(self) -> None:
+        """Kill a plugin a failed test left running."""
+        if self.running is not None:
+            self.running.__exit__(None, None, None)

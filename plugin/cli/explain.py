@@ -19,6 +19,7 @@ from discovery.rules.explain import RuleVerdict
 from discovery.rules.matching import Match
 from discovery.rules.model import AttrValue
 from discovery.rules.udev_conditions import PCI_SUBSYSTEM, PLATFORM_SUBSYSTEMS, nearest_parent
+from discovery.sources.base import ALL_NODE_SUBSYSTEMS
 from plugin.cli.context import EXIT_OK, Context
 from plugin.cli.declared import explain as explain_declared
 from plugin.cli.table import Style
@@ -34,7 +35,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     path = ctx.rules_path(args.rules)
     rules = ctx.load_rules(path)
     declared = next((d for d in declared_devices(rules) if d.device_id == args.device.strip()), None)
-    inventory = ctx.inventory(rules, check_declared=declared is not None)
+    # every device with a node: a person may name one no rule lists yet (/dev/ttyAMA0)
+    inventory = ctx.inventory(rules, ALL_NODE_SUBSYSTEMS, check_declared=declared is not None)
     state = inventory.find_declared(args.device) if declared is not None else None
     if state is not None:
         return explain_declared(ctx, args, inventory, state, path)

@@ -21,6 +21,7 @@ from discovery.model import NodeDevice, UsbDevice
 from discovery.rules.errors import RulesError
 from discovery.rules.loader import parse_rules
 from discovery.rules.udev_conditions import PCI_SUBSYSTEM, PLATFORM_SUBSYSTEMS, nearest_parent, sysfs_hex
+from discovery.sources.base import ALL_NODE_SUBSYSTEMS
 from plugin.cli.context import EXIT_OK, PROG, CliError, Context, quote_arg
 from plugin.cli.view import result_of, rule_ref
 
@@ -47,7 +48,7 @@ class Suggestion:
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     path = ctx.rules_path(args.rules)
-    inventory = ctx.inventory(ctx.load_rules(path))
+    inventory = ctx.inventory(ctx.load_rules(path), ALL_NODE_SUBSYSTEMS)  # /dev/ttyAMA0 names a device too
     entry = ctx.resolve(inventory, args.device)
     suggestion = suggest(entry, path)
     if path is not None:

@@ -84,3 +84,22 @@ def test_suggest_json_has_the_yaml(world: Testbed) -> None:
     item = run_cli("suggest", "2341:0043").out
     as_json = json.loads(run_cli("suggest", "2341:0043", "--json").out)
     assert as_json == {"id": "usb-2341-0043-85736323838351F0E1D1", "yaml": item}
+
+
+def test_suggest_for_the_pi_uart_is_a_udev_rule_that_validate_accepts_and_explain_shows_matching(
+    world: Testbed, tmp_path: Path
+) -> None:
+    """`suggest /dev/ttyAMA0` in a world with the Pi HAT: a kind: udev rule; saved, it validates and takes the UART."""
+    suggested = run_cli("suggest", "--standalone", "/dev/ttyAMA0")
+    assert suggested.code == 0, suggested.err
+    assert "    kind: udev\n" in suggested.out and "      subsystem: tty\n" in suggested.out
+    path = tmp_path / "rules.yaml"
+    path.write_text(suggested.out)
+    validated = run_cli("validate", str(path))
+    assert validated.code == 0, validated.out + validated.err
+    assert "(1 kind: udev)" in validated.out.splitlines()[-1] and "warning" not in validated.out
+    explained = json.loads(run_cli("explain", "/dev/ttyAMA0", "--rules", str(path), "--json").out)
+    assert explained["device"]["id"] == "tty-platform-fe201000.serial-ttyAMA0"
+    assert [(v["kind"], v["winner"]) for v in explained["verdicts"]] == [("udev", True)]
+    assert explained["reservation"]["devices"] == [
+        {"host_path": "/dev/ttyAMA0", "task_path": "/dev/ttyAMA0", "permissions": "rw"}]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from discovery.rules.loader import parse_rules
-from discovery.table import DeviceTable
+from node_factories import pcie_serial_port
 from rules_factories import ft232r
+
+from discovery.rules.loader import parse_rules
+from discovery.rules.model import AttrValue
+from discovery.table import DeviceTable
 
 RULES = parse_rules("rules:\n  - match: {vendor_id: '0403'}\n    group: {vendor: ftdi, type: serial, name: ft232r}\n")
 
@@ -86,3 +89,20 @@ def test_device_table_attributes_identical_while_healthy_count_holds() -> None:
     first = t.build(1).groups[0].attributes
     t.update(a.sys_path, ft232r(serial="AAAA1111"), 2.0)  # a re-read of the same unit
     assert dict(t.build(2).groups[0].attributes) == dict(first)
+
+
+def test_device_table_udev_group_has_the_builtin_udev_attributes_under_the_rules() -> None:
+    """A kind: udev group publishes subsystem, driver and its PCI card's ids (docs/rules.md), the rule's on top."""
+    t = DeviceTable(unplugged_grace=60.0, node_check=lambda path: None)
+    t.set_rules(parse_rules(
+        "rules:\n  - kind: udev\n    match: {subsystem: tty}\n    group: {vendor: oxford, type: serial, name: card}\n"
+        "    attributes: {driver: 8250_pci}\n"
+    ))
+    for port in (4, 5):
+        device = pcie_serial_port(port)
+        t.update(device.sys_path, device, 1.0)
+    (group,) = t.build(1).groups
+    assert {k: v for k, v in group.attributes.items() if k != "healthy_count"} == {
+        "subsystem": AttrValue("tty"), "driver": AttrValue("8250_pci"), "pci_vendor_id": AttrValue(0x1415),
+        "pci_device_id": AttrValue(0xC158), "pci_class": AttrValue(0x070002),
+    }
