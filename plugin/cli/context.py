@@ -110,10 +110,12 @@ class Context:
         if len(found) == 1:
             return found[0]
         if not found:
-            count = len(inventory.entries)
+            count = f"{len(inventory.entries)} attached"
+            if inventory.others:  # the devices outside USB were listed too (explain, suggest)
+                count = f"{len(inventory.entries)} USB and {len(inventory.others)} other devices attached"
             raise CliError(
-                f"no attached USB device matches {query!r} ({count} attached; "
-                f"'{PROG} list' shows their IDs, VID:PIDs and ports)"
+                f"no attached device matches {query!r} ({count}; "
+                f"'{PROG} list --all' shows their IDs, VID:PIDs and ports)"
             )
         names = ", ".join(f"{e.id} (port {e.device.sys_name})" for e in found)
         raise CliError(f"{query!r} matches {len(found)} attached devices: {names}; name one by its ID or port")

@@ -1,7 +1,9 @@
-"""``list``: every attached USB device, its stable ID, its nodes, what the rules make of it, and who holds it.
+"""``list``: every attached device the plugin would look at, its stable ID, its nodes, what the rules make of it, and who holds it.
 
-``--all`` adds every other device with a node (kind ``udev``: an on-board UART, a GPIO chip, a PCI
-card's ports) and a KIND column; a udev device's DEVICE cell is its subsystem and kernel name.
+Devices outside USB (kind ``udev``: an on-board UART, a GPIO chip, a PCI card's ports) are listed
+when the rules' ``kind: udev`` rules would have the plugin look at them, ``--all`` lists every one
+(and the declared devices); with them comes a KIND column, and a udev device's DEVICE cell is its
+subsystem and kernel name.
 
 Holders come from the local Nomad agent (``plugin.cli.holders``). Without an agent that answers,
 the HELD BY column is left out (a column of "unknown" says nothing) and one line under the table says why.
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from discovery.model import Device, UsbDevice
 from discovery.sources.base import ALL_NODE_SUBSYSTEMS
+from discovery.watcher import rules_node_subsystems
 from plugin.cli.context import EXIT_OK, Context
 from plugin.cli.declared import declared_json
 from plugin.cli.declared import list_lines as declared_list_lines
@@ -59,15 +62,20 @@ ALL_COLUMNS = (COLUMNS[0], Column("KIND", min_width=4), Column("DEVICE", min_wid
 def run(ctx: Context, args: argparse.Namespace) -> int:
     path = ctx.rules_path(args.rules)
     every = bool(args.all)
-    inventory = ctx.inventory(ctx.load_rules(path), ALL_NODE_SUBSYSTEMS if every else None, check_declared=every)
+    rules = ctx.load_rules(path)
+    # Without --all: what the plugin would look at, USB devices and those of the subsystems the
+    # kind: udev rules name; with it, every device with a node and the declared devices.
+    wanted = ALL_NODE_SUBSYSTEMS if every else rules_node_subsystems(rules)
+    inventory = ctx.inventory(rules, wanted, check_declared=every)
     usb = sorted(inventory.entries, key=lambda e: natural_key(e.device.sys_path))
     entries = [*usb, *sorted(inventory.others, key=lambda e: natural_key(e.device.sys_path))]
+    kinds = every or bool(inventory.others)  # a KIND column once more than USB devices are listed
     results = [result_of(inventory, e) for e in entries]
     declared = inventory.declared if every else ()
     holders = ctx.holders() if entries or declared else None
     if args.json:
         devices = [device_json(e, r, holders) for e, r in zip(entries, results, strict=True)]
-        if every:  # which fields a device has depends on its kind: say it for every one
+        if kinds:  # which fields a device has depends on its kind: say it for every one
             devices = [{"kind": e.device.kind, **d} for e, d in zip(entries, devices, strict=True)]
         out: dict[str, object] = {
             "source": inventory.source,
@@ -99,8 +107,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             entry.id, *_identity_cells(d), d.serial or "-", _port(d), nodes, group,
             rule_ref(result.rule) if result.rule else "-", health, held,
         ]
-        rows.append([row[0], d.kind, *row[1:]] if every else row)
-    columns: tuple[Column, ...] = ALL_COLUMNS if every else COLUMNS
+        rows.append([row[0], d.kind, *row[1:]] if kinds else row)
+    columns: tuple[Column, ...] = ALL_COLUMNS if kinds else COLUMNS
     if not holders.known:
         columns, rows = columns[:-1], [row[:-1] for row in rows]
     for line in render_table(columns, rows, None if args.wide else ctx.width, ctx.style):

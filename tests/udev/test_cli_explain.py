@@ -100,8 +100,8 @@ def test_explain_unknown_device_is_one_line_exit_1(world: Testbed, query: str) -
     """A DEVICE that names nothing attached: one line pointing at list, exit 1."""
     run = run_cli("explain", query)
     assert run.code == 1 and run.out == ""
-    assert run.err == (f"nomad-device-usb: error: no attached USB device matches {query!r} (11 attached; "
-                       "'nomad-device-usb list' shows their IDs, VID:PIDs and ports)\n")
+    assert run.err == (f"nomad-device-usb: error: no attached device matches {query!r} (11 USB and 9 other devices attached; "
+                       "'nomad-device-usb list --all' shows their IDs, VID:PIDs and ports)\n")
 
 
 def test_explain_shows_the_rules_stats_command(world: Testbed, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -144,3 +144,21 @@ def test_list_all_json_gives_kind_subsystem_node_and_parents(world: Testbed) -> 
     assert [p["sys_name"] for p in cros["parents"]][:2] == ["cros-ec-chardev.3.auto", "cros-ec-dev.1.auto"]
     assert cros["match"]["status"] == "unmatched"
     assert all("kind" not in d for d in json.loads(run_cli("list", "--json").out)["devices"])
+
+
+def test_list_shows_the_devices_outside_usb_that_the_udev_rules_would_take(world: Testbed) -> None:
+    """Without --all, list shows what the plugin would look at: with the example's kind: udev rules (tty,
+    gpio, i2c-dev, spidev), the Pi HAT's and the PCIe card's nodes beside the USB devices, not the capture
+    card or cros_fp (no rule names their subsystems); with USB rules only, USB devices alone."""
+    run = run_cli("list", "--rules", "examples/rules.yaml", "--wide")
+    assert (run.code, run.err) == (0, "")
+    rows = {f[0]: f for f in map(str.split, run.out.splitlines()[1:]) if len(f) > 1 and f[1] in ("usb", "udev")}
+    udev = sorted(dev_id for dev_id, row in rows.items() if row[1] == "udev")
+    assert udev == [
+        "gpio-platform-fe200000.gpio-gpiochip0", "i2c-dev-platform-fe804000.i2c-i2c-1",
+        "spidev-platform-fe204000.spi-spidev0.0", "tty-pci-03_00.0-ttyS4", "tty-pci-03_00.0-ttyS5",
+        "tty-platform-fe201000.serial-ttyAMA0",
+    ]
+    assert "raspberrypi/serial/pl011" in rows["tty-platform-fe201000.serial-ttyAMA0"]
+    assert "17 devices:" in run.out
+    assert "11 devices:" in run_cli("list", "--rules", RULES).out
