@@ -8,7 +8,8 @@ Devices are read the way libudev reads them, but with each file read once: their
 the uevent file and udev's database (``udevdb``), ids and configuration from the binary
 ``descriptors``, children from sysfs's node and network indexes in one pass for all devices
 (``enumerate``) or from the device's own subtree (``device_at``, what one event costs). The
-Monitor is pyudev's.
+Monitor is pyudev's (socket, kernel filter, bind); its messages are read by
+:func:`read_pending_events`, a few lines instead of a pyudev Device per event.
 
 Lifecycle rules that matter on real hardware as much as under umockdev: nothing is created at
 import; :meth:`UdevSource.start` creates the Monitor and binds it (``Monitor.start()``) before it
@@ -23,8 +24,8 @@ import errno
 import logging
 import os
 import re
-import select
 import socket
+import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -73,6 +74,15 @@ BATCH_MIN = 4  # devices_at(): fewer paths than this are always walked one by on
 # events, and a hub of phones re-enumerating sends more. udevadm monitor asks for 128 MiB; this is
 # plenty for a device plugin, and it is only memory the kernel uses while events wait.
 RECEIVE_BUFFER_BYTES = 16 * 1024 * 1024
+
+# What udevd sends a monitor (libudev's format): "libudev\0", magic, header size, properties offset
+# and length, then filter hashes; the magic in network byte order, the rest in host order.
+_MONITOR_HEADER = struct.Struct("=8sI3I4I")
+_MONITOR_PREFIX = b"libudev\0"
+_MONITOR_MAGIC = socket.htonl(0xFEEDCAFE)
+_MAX_MESSAGE_BYTES = 8192  # libudev reads no more than this
+_CREDENTIALS = struct.Struct("iII")  # struct ucred: pid, uid, gid
+_CREDENTIALS_SPACE = socket.CMSG_SPACE(_CREDENTIALS.size)
 
 
 class UdevReadError(SourceError):
@@ -413,21 +423,77 @@ def _child(path: str, top: str, drivers: dict[str, str | None], iface_paths: lis
     )
 
 
-def _raise_socket_error(fd: int) -> None:
-    """Read (and so clear) the monitor socket's pending error; raise it as what it means.
+def read_pending_events(fd: int, subsystems: Iterable[str] | None = None) -> list[UdevEvent]:
+    """Every udev event waiting on the monitor socket ``fd``, read without blocking.
 
-    ENOBUFS: the kernel dropped events because the queue was full (EventsLostError). Any other
-    error: MonitorError. Nothing pending: return (the caller decides).
+    Read and checked as libudev reads a monitor (it would cost a pyudev Device, a libudev device and
+    a dozen ctypes calls per event; a storm brings hundreds): a message counts only when root sent it
+    (its credentials), to the udev multicast group on a netlink socket (a unicast one is anybody's),
+    whole, with udevd's header; its subsystem is checked again here because the kernel filter
+    compares hashes. ENOBUFS (the queue overflowed; reading clears it) raises EventsLostError, any
+    other socket error MonitorError.
     """
-    sock = socket.socket(fileno=os.dup(fd))
+    wanted = frozenset(subsystems) if subsystems is not None else None
+    trusted_uids = {0, os.geteuid()}  # root, as libudev demands, or the user a fake world runs as
+    sock = socket.socket(fileno=fd)  # borrowed: detached again below, the monitor keeps the descriptor
+    events: list[UdevEvent] = []
     try:
-        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        while True:
+            try:
+                data, ancillary, flags, address = sock.recvmsg(_MAX_MESSAGE_BYTES, _CREDENTIALS_SPACE,
+                                                               socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return events
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    raise EventsLostError("udev monitor overflowed (ENOBUFS): the kernel dropped events") from exc
+                raise MonitorError(f"udev monitor socket error: {exc.strerror or exc}") from exc
+            sender_uid = next((_CREDENTIALS.unpack(cdata[:_CREDENTIALS.size])[1] for level, kind, cdata in ancillary
+                               if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS
+                               and len(cdata) >= _CREDENTIALS.size), None)
+            unicast = isinstance(address, tuple) and address[1] == 0  # netlink: (pid, groups)
+            if sender_uid not in trusted_uids or unicast or flags & socket.MSG_TRUNC:
+                continue
+            try:
+                event = event_from_message(data)
+            except UnicodeDecodeError:  # the device is re-read on its next event
+                log.warning("dropped a udev event with undecodable data")
+                continue
+            if event is not None and (wanted is None or event.subsystem in wanted):
+                events.append(event)
     finally:
-        sock.close()
-    if code == errno.ENOBUFS:
-        raise EventsLostError("udev monitor overflowed (ENOBUFS): the kernel dropped events")
-    if code:
-        raise MonitorError(f"udev monitor socket error: {os.strerror(code)}")
+        sock.detach()
+
+
+def event_from_message(data: bytes) -> UdevEvent | None:
+    """The event in one udevd message (header, then NUL-separated KEY=value), or None if it is not one."""
+    if len(data) < _MONITOR_HEADER.size or not data.startswith(_MONITOR_PREFIX):
+        return None
+    _, magic, _, offset, *_ = _MONITOR_HEADER.unpack_from(data)
+    if magic != _MONITOR_MAGIC or offset < _MONITOR_HEADER.size or offset > len(data):
+        return None
+    props = {}
+    for item in data[offset:].split(b"\0"):  # to the end of the message, as libudev reads it
+        key, sep, value = item.partition(b"=")
+        if sep:
+            props[key.decode()] = value.decode()
+    devpath = props.get("DEVPATH")
+    if not devpath or "ACTION" not in props:
+        return None
+    sys_path = "/sys" + devpath
+    node = props.get("DEVNAME")
+    if node and not node.startswith("/"):
+        node = "/dev/" + node
+    seqnum = props.get("SEQNUM", "0")
+    return UdevEvent(
+        action=props["ACTION"],
+        sys_path=sys_path,
+        subsystem=props.get("SUBSYSTEM", ""),
+        devtype=props.get("DEVTYPE") or None,
+        seqnum=int(seqnum) if seqnum.isdigit() else 0,
+        usb_sys_path=usb_device_path_of(sys_path),
+        device_node=node or None,
+    )
 
 
 def _nearest_driver(path: str, top: str, drivers: dict[str, str | None]) -> str | None:
@@ -458,6 +524,7 @@ class UdevSource:
         self._subsystems = tuple(subsystems) if subsystems is not None else None
         self._context: pyudev.Context | None = None
         self._monitor: pyudev.Monitor | None = None
+        self._fd: int | None = None  # the monitor's, asked once: pyudev asks libudev through ctypes each time
 
     def start(self) -> None:
         """Create the udev context and monitor and bind it; events from here on are kept."""
@@ -473,6 +540,7 @@ class UdevSource:
             log.debug("udev monitor keeps the default receive buffer", extra={"error": exc.strerror or str(exc)})
         monitor.start()  # binds now: events sent before this would be lost
         self._monitor = monitor
+        self._fd = monitor.fileno()
 
     def enumerate(self) -> list[UsbDevice]:
         """Every USB device now attached, sorted by sys_path; devices vanishing meanwhile are skipped.
@@ -550,9 +618,9 @@ class UdevSource:
 
     def fileno(self) -> int:
         """The monitor's file descriptor, readable when events are pending (for select/poll/asyncio)."""
-        if self._monitor is None:
+        if self._fd is None:
             raise RuntimeError("UdevSource.start() first")
-        return self._monitor.fileno()
+        return self._fd
 
     def drain(self) -> list[UdevEvent]:
         """Every event pending now, without blocking (empty list if none).
@@ -561,53 +629,14 @@ class UdevSource:
         was full (ENOBUFS): the caller must list every device again. The error is cleared first, so
         the next call reads the events that came after it.
         """
-        monitor = self._monitor
-        if monitor is None:
+        if self._fd is None:
             raise RuntimeError("UdevSource.start() first")
-        return list(self._pending(monitor))
-
-    @staticmethod
-    def _pending(monitor: pyudev.Monitor) -> Iterator[UdevEvent]:
-        poller = select.poll()
-        poller.register(monitor.fileno(), select.POLLIN)
-        # poll(0) returns None both for "nothing" and for a message libudev dropped (filter,
-        # bad sender), so keep reading while the socket still has data.
-        while True:
-            revents = 0
-            for _, flags in poller.poll(0):
-                revents |= flags
-            if revents & select.POLLERR:
-                # An overflow is a pending socket error: poll says POLLERR (pyudev then raises a bare
-                # OSError on every poll, for ever) until the error is read and so cleared.
-                _raise_socket_error(monitor.fileno())
-                raise MonitorError("udev monitor socket reports an error, but none is pending")
-            if not revents & select.POLLIN:
-                return
-            try:
-                device = monitor.poll(timeout=0)
-                if device is None:
-                    continue
-                sys_path = device.sys_path
-                node = device.device_node
-            except ValueError:  # non-UTF-8 in the event: drop it (the device is re-read on its next event)
-                log.warning("dropped a udev event with undecodable data")
-                continue
-            except OSError:  # the overflow came between our poll and libudev's read
-                _raise_socket_error(monitor.fileno())
-                raise
-            yield UdevEvent(
-                action=device.action or "",
-                sys_path=sys_path,
-                subsystem=device.subsystem or "",
-                devtype=device.device_type,
-                seqnum=device.sequence_number,
-                usb_sys_path=usb_device_path_of(sys_path),
-                device_node=node,
-            )
+        return read_pending_events(self._fd, self._subsystems)
 
     def close(self) -> None:
         """Drop the monitor (its socket closes with the last reference) and the context."""
         self._monitor = None
+        self._fd = None
         self._context = None
 
     def __enter__(self) -> UdevSource:
