@@ -9,7 +9,7 @@ the uevent file and udev's database (``udevdb``), ids and configuration from the
 ``descriptors``, children from sysfs's node and network indexes in one pass for all devices
 (``enumerate``) or from the device's own subtree (``device_at``, what one event costs). The
 Monitor is pyudev's (socket, kernel filter, bind); its messages are read by
-:func:`read_pending_events`, a few lines instead of a pyudev Device per event.
+:func:`read_monitor_messages`, a few lines instead of a pyudev Device per event.
 
 Lifecycle rules that matter on real hardware as much as under umockdev: nothing is created at
 import; :meth:`UdevSource.start` creates the Monitor and binds it (``Monitor.start()``) before it
@@ -423,27 +423,26 @@ def _child(path: str, top: str, drivers: dict[str, str | None], iface_paths: lis
     )
 
 
-def read_pending_events(fd: int, subsystems: Iterable[str] | None = None) -> list[UdevEvent]:
-    """Every udev event waiting on the monitor socket ``fd``, read without blocking.
+def read_monitor_messages(fd: int) -> list[dict[str, str]]:
+    """The properties of every udevd message waiting on the monitor socket ``fd``, read without blocking.
 
-    Read and checked as libudev reads a monitor (it would cost a pyudev Device, a libudev device and
-    a dozen ctypes calls per event; a storm brings hundreds): a message counts only when root sent it
+    Read and checked as libudev reads a monitor (through it, each would cost a pyudev Device, a libudev
+    device and a dozen ctypes calls; a storm brings hundreds): a message counts only when root sent it
     (its credentials), to the udev multicast group on a netlink socket (a unicast one is anybody's),
-    whole, with udevd's header; its subsystem is checked again here because the kernel filter
-    compares hashes. ENOBUFS (the queue overflowed; reading clears it) raises EventsLostError, any
-    other socket error MonitorError.
+    whole, with udevd's header, an ACTION and a DEVPATH. One with bytes that are not UTF-8 is dropped
+    with a warning (its device is read again on its next event). ENOBUFS (the queue overflowed;
+    reading clears it) raises EventsLostError, any other socket error MonitorError.
     """
-    wanted = frozenset(subsystems) if subsystems is not None else None
     trusted_uids = {0, os.geteuid()}  # root, as libudev demands, or the user a fake world runs as
     sock = socket.socket(fileno=fd)  # borrowed: detached again below, the monitor keeps the descriptor
-    events: list[UdevEvent] = []
+    messages: list[dict[str, str]] = []
     try:
         while True:
             try:
                 data, ancillary, flags, address = sock.recvmsg(_MAX_MESSAGE_BYTES, _CREDENTIALS_SPACE,
                                                                socket.MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                return events
+            except BlockingIOError:
+                return messages
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:
                     raise EventsLostError("udev monitor overflowed (ENOBUFS): the kernel dropped events") from exc
@@ -455,45 +454,29 @@ def read_pending_events(fd: int, subsystems: Iterable[str] | None = None) -> lis
             if sender_uid not in trusted_uids or unicast or flags & socket.MSG_TRUNC:
                 continue
             try:
-                event = event_from_message(data)
-            except UnicodeDecodeError:  # the device is re-read on its next event
+                properties = properties_of_message(data)
+            except UnicodeDecodeError:
                 log.warning("dropped a udev event with undecodable data")
                 continue
-            if event is not None and (wanted is None or event.subsystem in wanted):
-                events.append(event)
+            if properties is not None:
+                messages.append(properties)
     finally:
         sock.detach()
 
 
-def event_from_message(data: bytes) -> UdevEvent | None:
-    """The event in one udevd message (header, then NUL-separated KEY=value), or None if it is not one."""
+def properties_of_message(data: bytes) -> dict[str, str] | None:
+    """The properties in one udevd message (header, then NUL-separated KEY=value), or None if it is not one."""
     if len(data) < _MONITOR_HEADER.size or not data.startswith(_MONITOR_PREFIX):
         return None
     _, magic, _, offset, *_ = _MONITOR_HEADER.unpack_from(data)
     if magic != _MONITOR_MAGIC or offset < _MONITOR_HEADER.size or offset > len(data):
         return None
-    props = {}
+    properties = {}
     for item in data[offset:].split(b"\0"):  # to the end of the message, as libudev reads it
         key, sep, value = item.partition(b"=")
         if sep:
-            props[key.decode()] = value.decode()
-    devpath = props.get("DEVPATH")
-    if not devpath or "ACTION" not in props:
-        return None
-    sys_path = "/sys" + devpath
-    node = props.get("DEVNAME")
-    if node and not node.startswith("/"):
-        node = "/dev/" + node
-    seqnum = props.get("SEQNUM", "0")
-    return UdevEvent(
-        action=props["ACTION"],
-        sys_path=sys_path,
-        subsystem=props.get("SUBSYSTEM", ""),
-        devtype=props.get("DEVTYPE") or None,
-        seqnum=int(seqnum) if seqnum.isdigit() else 0,
-        usb_sys_path=usb_device_path_of(sys_path),
-        device_node=node or None,
-    )
+            properties[key.decode()] = value.decode()
+    return properties if properties.get("DEVPATH") and "ACTION" in properties else None
 
 
 def _nearest_driver(path: str, top: str, drivers: dict[str, str | None]) -> str | None:
@@ -631,7 +614,26 @@ class UdevSource:
         """
         if self._fd is None:
             raise RuntimeError("UdevSource.start() first")
-        return read_pending_events(self._fd, self._subsystems)
+        return list(self._pending(self._fd))
+
+    def _pending(self, fd: int) -> Iterator[UdevEvent]:
+        wanted = self._subsystems
+        for properties in read_monitor_messages(fd):
+            subsystem = properties.get("SUBSYSTEM", "")
+            if wanted is not None and subsystem not in wanted:
+                continue  # the kernel filter compares hashes: a collision lets another subsystem through
+            sys_path = "/sys" + properties["DEVPATH"]
+            node = properties.get("DEVNAME") or None
+            seqnum = properties.get("SEQNUM", "")
+            yield UdevEvent(
+                action=properties["ACTION"],
+                sys_path=sys_path,
+                subsystem=subsystem,
+                devtype=properties.get("DEVTYPE") or None,
+                seqnum=int(seqnum) if seqnum.isdigit() else 0,
+                usb_sys_path=usb_device_path_of(sys_path),
+                device_node=node if node is None or node.startswith("/") else f"/dev/{node}",
+            )
 
     def close(self) -> None:
         """Drop the monitor (its socket closes with the last reference) and the context."""

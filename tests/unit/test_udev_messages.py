@@ -12,7 +12,7 @@ import pytest
 from discovery.fake.recording import DeviceRecord
 from discovery.fake.testbed import build_uevent
 from discovery.sources.base import EventsLostError
-from discovery.sources.udev import UdevEvent, event_from_message, read_pending_events
+from discovery.sources.udev import properties_of_message, read_monitor_messages
 
 DEVICE = DeviceRecord(
     devpath="/devices/pci0000:00/0000:00:14.0/usb1/1-2",
@@ -26,18 +26,12 @@ BLOCK = DeviceRecord(devpath="/devices/virtual/block/loop0", properties={"SUBSYS
 
 
 def test_udev_message_of_a_usb_device() -> None:
-    event = event_from_message(build_uevent("add", DEVICE, 42))
-    assert event == UdevEvent(
-        action="add", sys_path="/sys" + DEVICE.devpath, subsystem="usb", devtype="usb_device", seqnum=42,
-        usb_sys_path="/sys" + DEVICE.devpath, device_node="/dev/bus/usb/001/005",
-    )
-
-
-def test_udev_message_of_a_child_names_its_usb_device_and_node() -> None:
-    event = event_from_message(build_uevent("remove", TTY, 7))
-    assert event is not None
-    assert (event.action, event.devtype, event.device_node) == ("remove", None, "/dev/ttyUSB0")
-    assert event.usb_sys_path == "/sys" + DEVICE.devpath
+    properties = properties_of_message(build_uevent("add", DEVICE, 42))
+    assert properties is not None
+    assert {k: properties[k] for k in ("ACTION", "DEVPATH", "SUBSYSTEM", "DEVTYPE", "SEQNUM", "DEVNAME", "PRODUCT")} == {
+        "ACTION": "add", "DEVPATH": DEVICE.devpath, "SUBSYSTEM": "usb", "DEVTYPE": "usb_device", "SEQNUM": "42",
+        "DEVNAME": "/dev/bus/usb/001/005", "PRODUCT": "403/6001/600",
+    }
 
 
 @pytest.mark.parametrize(
@@ -50,14 +44,14 @@ def test_udev_message_of_a_child_names_its_usb_device_and_node() -> None:
     ],
 )
 def test_udev_message_that_is_not_udevds_is_none(message: bytes) -> None:
-    assert event_from_message(message) is None
+    assert properties_of_message(message) is None
 
 
 def test_udev_message_not_utf8_raises() -> None:
     message = build_uevent("add", DeviceRecord(devpath=DEVICE.devpath, properties={**DEVICE.properties,
                                                                                    "ID_SERIAL": "x"}), 1)
     with pytest.raises(UnicodeDecodeError):
-        event_from_message(message.replace(b"ID_SERIAL=x", b"ID_SERIAL=\xff"))
+        properties_of_message(message.replace(b"ID_SERIAL=x", b"ID_SERIAL=\xff"))
 
 
 @pytest.fixture
@@ -70,45 +64,54 @@ def monitor_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     receiver.close()
 
 
-def test_read_pending_events_reads_all_waiting_and_keeps_the_wanted_subsystems(
+def test_read_monitor_messages_reads_all_waiting_and_borrows_the_descriptor(
     monitor_pair: tuple[socket.socket, socket.socket],
 ) -> None:
     sender, receiver = monitor_pair
     for seqnum, record in enumerate((DEVICE, BLOCK, TTY), start=1):
         sender.send(build_uevent("add", record, seqnum))
-    events = read_pending_events(receiver.fileno(), ("usb", "tty"))
-    assert [(e.subsystem, e.seqnum) for e in events] == [("usb", 1), ("tty", 3)]
-    assert read_pending_events(receiver.fileno(), ("usb", "tty")) == []
-    assert receiver.fileno() >= 0  # the descriptor was only borrowed
+    messages = read_monitor_messages(receiver.fileno())
+    assert [(m["SUBSYSTEM"], m["SEQNUM"]) for m in messages] == [("usb", "1"), ("block", "2"), ("tty", "3")]
+    assert read_monitor_messages(receiver.fileno()) == []
+    sender.send(build_uevent("add", DEVICE, 4))  # the descriptor is still open and still ours
+    assert [m["SEQNUM"] for m in read_monitor_messages(receiver.fileno())] == ["4"]
 
 
-def test_read_pending_events_drops_what_root_or_this_user_did_not_send(
+def test_read_monitor_messages_drops_undecodable_ones(monitor_pair: tuple[socket.socket, socket.socket]) -> None:
+    sender, receiver = monitor_pair
+    bad = DeviceRecord(devpath=DEVICE.devpath, properties={**DEVICE.properties, "ID_SERIAL": "x"})
+    sender.send(build_uevent("add", bad, 1).replace(b"ID_SERIAL=x", b"ID_SERIAL=\xff"))
+    sender.send(build_uevent("add", DEVICE, 2))
+    assert [m["SEQNUM"] for m in read_monitor_messages(receiver.fileno())] == ["2"]
+
+
+def test_read_monitor_messages_drops_what_root_or_this_user_did_not_send(
     monitor_pair: tuple[socket.socket, socket.socket],
 ) -> None:
     """Credentials say who sent it: a message without any (a sender lying about nothing) is dropped."""
     sender, receiver = monitor_pair
     receiver.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 0)
     sender.send(build_uevent("add", DEVICE, 1))
-    assert read_pending_events(receiver.fileno()) == []
+    assert read_monitor_messages(receiver.fileno()) == []
 
 
-def test_read_pending_events_drops_a_truncated_message(monitor_pair: tuple[socket.socket, socket.socket]) -> None:
+def test_read_monitor_messages_drops_a_truncated_message(monitor_pair: tuple[socket.socket, socket.socket]) -> None:
     sender, receiver = monitor_pair
     big = DeviceRecord(devpath=DEVICE.devpath, properties={**DEVICE.properties, "ID_MODEL": "x" * 9000})
     sender.send(build_uevent("add", big, 1))
     sender.send(build_uevent("add", DEVICE, 2))
-    assert [e.seqnum for e in read_pending_events(receiver.fileno())] == [2]
+    assert [m["SEQNUM"] for m in read_monitor_messages(receiver.fileno())] == ["2"]
 
 
-def test_read_pending_events_says_events_were_lost_on_enobufs() -> None:
+def test_read_monitor_messages_says_events_were_lost_on_enobufs() -> None:
     """An overflowed netlink socket (discovery.fake.overflow) reads as EventsLostError, once."""
     from discovery.fake.overflow import overflowed_socket
 
     sock = overflowed_socket()
     try:
         with pytest.raises(EventsLostError):
-            read_pending_events(sock.fileno())
-        assert read_pending_events(sock.fileno()) == []  # the error is cleared; what is queued is not udevd's
+            read_monitor_messages(sock.fileno())
+        assert read_monitor_messages(sock.fileno()) == []  # the error is cleared; what is queued is not udevd's
     finally:
         sock.close()
 
