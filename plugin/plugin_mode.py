@@ -1,8 +1,8 @@
 """The executable when a Nomad agent runs it: hclog logging, the runtime, the orphan watch, and serving.
 
 ``plugin.main`` hands over to :func:`run` once the magic cookie says an agent started us; only
-then are grpc and the servicers imported, and the rest (config decoding, rules, the device source)
-after the handshake line, in the background.
+then are grpc and the servicers imported, and the rest (config decoding, rules, discovery) after
+the handshake line, in the background.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ log = logging.getLogger(__name__)
 # Until SetConfig brings the operator's log_level.
 DEFAULT_LOG_LEVEL = "info"
 ORPHAN_CHECK_S = 2.0
-# What ConfigSchema and SetConfig import on first use, then what the first Fingerprint does (beside
-# the device source, which Runtime.prepare loads), then Reserve and Stats: loaded in this order in
-# the background right after the handshake line, while the agent makes its first calls.
+# What ConfigSchema and SetConfig import on first use, then what the first Fingerprint does, then
+# Reserve and Stats: loaded in this order in the background right after the handshake line, while the
+# agent makes its first calls.
 BEFORE_SET_CONFIG = ("plugin.config", "plugin.schema", "discovery.rules.loader", "discovery.rules.trust")
-BEFORE_FINGERPRINT = ("discovery.watcher", "discovery.idstore", "plugin.fingerprint")
+BEFORE_FINGERPRINT = ("discovery.sources.default", "discovery.sources.udev", "discovery.watcher",
+                      "discovery.idstore", "plugin.fingerprint")
 LATER = ("discovery.reservation", "plugin.stats")
 FIRST_USE_MODULES = BEFORE_SET_CONFIG + BEFORE_FINGERPRINT + LATER
 
@@ -53,26 +54,22 @@ def run(source_factory: Callable[[], DeviceSource] | None = None) -> NoReturn:
     runtime = Runtime(source_factory) if source_factory is not None else Runtime()
     watch_for_orphaning(runtime)
     serve_and_exit(lambda server: services.register(server, runtime), on_shutdown=runtime.stop,
-                   on_serving=lambda: prepare_in_background(runtime))
+                   on_serving=load_in_background)
 
 
-def prepare_in_background(runtime: Runtime) -> None:
-    """In a thread: what the agent's first calls need, in the order it calls; the devices listed early.
+def load_in_background() -> None:
+    """In a thread: what the agent's first calls import, in the order it calls. The handshake does not
+    wait for it, and the first Fingerprint seldom does."""
 
-    The handshake does not wait for any of it, and the first Fingerprint seldom does.
-    """
-
-    def prepare() -> None:
+    def load() -> None:
         try:
-            _import_all(BEFORE_SET_CONFIG)
-            runtime.prepare()
-            _import_all(BEFORE_FINGERPRINT)
+            _import_all(BEFORE_SET_CONFIG + BEFORE_FINGERPRINT)
         finally:
             gc.freeze()  # what start-up made stays: later collections need not look at it
             gc.enable()
         _import_all(LATER)
 
-    threading.Thread(target=prepare, name="first-use", daemon=True).start()
+    threading.Thread(target=load, name="first-use-imports", daemon=True).start()
 
 
 def _import_all(modules: tuple[str, ...]) -> None:

@@ -23,7 +23,6 @@ if TYPE_CHECKING:  # the config decoder and discovery load on first use, after t
     from discovery.snapshot import Snapshot
     from discovery.watcher import Discovery
     from plugin.config import PluginConfig
-    from plugin.early_source import EarlySource
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +52,6 @@ class Runtime:
         self._inline: Sequence[Rule] = ()
         self._discovery: Discovery | None = None
         self._stopped = False
-        # A source listed ahead of time (prepare()), handed to discovery at its start. Its own lock:
-        # discovery() waits for prepare() while it holds self._lock.
-        self._early_lock = threading.Lock()
-        self._early: EarlySource | None = None
-        self._early_wanted = True  # until discovery takes a source, or the plugin stops
-        self._prepared = threading.Event()
-        self._prepared.set()  # until prepare() begins, nobody waits for it
 
     def configure(self, config: PluginConfig) -> None:
         """Check the whole config (the rules file included) before anything of it is applied."""
@@ -95,45 +87,9 @@ class Runtime:
         """True once discovery has started: this is the long-lived instance Nomad may reattach to."""
         return self._discovery is not None or self._stopped
 
-    def prepare(self) -> None:
-        """Start the device source and list the devices now (blocking; run it in a thread).
-
-        Runs once, right after the handshake line, while the agent makes its first calls: the first
-        Fingerprint then finds the listing ready. Discovery proper still starts at first use.
-        """
-        from plugin.early_source import start_early
-
-        with self._early_lock:
-            if not self._early_wanted:
-                return
-            self._prepared.clear()
-        early = None
-        try:
-            early = start_early(self._make_source)
-        except Exception:  # making the source failed: discovery makes its own at first use, and says why
-            log.debug("no device source ahead of time", exc_info=True)
-        finally:
-            with self._early_lock:
-                if self._early_wanted:
-                    self._early = early
-                elif early is not None:  # stopped, or discovery made its own source meanwhile
-                    early.close()
-                self._prepared.set()
-
-    def _make_source(self) -> DeviceSource:
-        from discovery.sources.default import default_source
-
-        return (self._source_factory or default_source)()
-
-    def _take_source(self) -> DeviceSource:
-        """The source listed ahead of time if there is one (waiting while it is being made), else a new one."""
-        self._prepared.wait()
-        with self._early_lock:
-            early, self._early, self._early_wanted = self._early, None, False
-        return early if early is not None else self._make_source()
-
     def discovery(self) -> Discovery:
         from discovery.idstore import IdStore, state_dir_from
+        from discovery.sources.default import default_source
         from discovery.watcher import Discovery
 
         with self._lock:
@@ -142,7 +98,7 @@ class Runtime:
                     raise RuntimeError("plugin is shutting down")
                 config = self._current_config()
                 discovery = Discovery(
-                    self._take_source(),
+                    (self._source_factory or default_source)(),
                     self._load_rules,
                     rules_file=config.rules_file,
                     debounce=config.debounce,
@@ -214,12 +170,8 @@ class Runtime:
         return discovery.current()
 
     def stop(self) -> None:
-        with self._early_lock:  # a prepare() still running closes its source itself
-            self._stopped = True
-            early, self._early, self._early_wanted = self._early, None, False
-        if early is not None:
-            early.close()
         with self._lock:
+            self._stopped = True
             discovery, self._discovery = self._discovery, None
         if discovery is not None:
             discovery.stop()

@@ -3,8 +3,7 @@
 Concurrency: the synchronous grpcio server gives each stream a worker thread. Streams never touch
 discovery's device table; they read immutable Snapshots and wait on discovery's condition variable
 for a newer version. Discovery starts on first use (Fingerprint, Reserve or Stats), not in SetConfig:
-the validation launch calls SetConfig twice and is then stopped, and must stay cheap (it only binds
-the udev monitor and lists the devices once, in the background: Runtime.prepare).
+the validation launch calls SetConfig twice and is then stopped, and must stay cheap.
 
 The Fingerprint and Stats streams never end or fail on their own while the process lives: Nomad
 disables a plugin whose Fingerprint stream ends. Trouble is logged and shows as device health.

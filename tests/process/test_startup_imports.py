@@ -18,7 +18,7 @@ def test_handshake_waits_for_grpc_and_the_protos_only() -> None:
         "import plugin.plugin_mode, plugin.runtime, plugin.server, plugin.services\n"
         "late = ('discovery.watcher', 'discovery.table', 'discovery.sources.udev', 'discovery.rules.loader',\n"
         "        'plugin.fingerprint', 'plugin.stats', 'pyudev', 'yaml', 'discovery.model', 'plugin.config',\n"
-        "        'plugin.schema', 'plugin.early_source', 'msgpack')\n"
+        "        'plugin.schema', 'msgpack')\n"
         "print('EARLY', 'grpc' in sys.modules, sorted(m for m in late if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ), capture_output=True,
