@@ -1,11 +1,13 @@
 """The executable when a Nomad agent runs it: hclog logging, the runtime, the orphan watch, and serving.
 
 ``plugin.main`` hands over to :func:`run` once the magic cookie says an agent started us; only
-then are grpc, the servicers and the discovery runtime imported.
+then are grpc and the servicers imported, and the rest (config decoding, rules, discovery) after
+the handshake line, in the background.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import os
@@ -25,12 +27,14 @@ log = logging.getLogger(__name__)
 # Until SetConfig brings the operator's log_level.
 DEFAULT_LOG_LEVEL = "info"
 ORPHAN_CHECK_S = 2.0
-# What SetConfig, Fingerprint, Reserve and Stats import on first use; loaded in the background right
-# after the handshake line, while the agent makes its first calls (PluginInfo, ConfigSchema).
-FIRST_USE_MODULES = (
-    "discovery.rules.loader", "discovery.sources.udev", "discovery.watcher", "plugin.fingerprint",
-    "discovery.reservation", "plugin.stats",
-)
+# What ConfigSchema and SetConfig import on first use, then what the first Fingerprint does, then
+# Reserve and Stats: loaded in this order in the background right after the handshake line, while the
+# agent makes its first calls.
+BEFORE_SET_CONFIG = ("plugin.config", "plugin.schema", "discovery.rules.loader", "discovery.rules.trust")
+BEFORE_FINGERPRINT = ("discovery.sources.default", "discovery.sources.udev", "discovery.watcher",
+                      "discovery.idstore", "plugin.fingerprint")
+LATER = ("discovery.reservation", "plugin.stats")
+FIRST_USE_MODULES = BEFORE_SET_CONFIG + BEFORE_FINGERPRINT + LATER
 
 
 def run(source_factory: Callable[[], DeviceSource] | None = None) -> NoReturn:
@@ -39,6 +43,9 @@ def run(source_factory: Callable[[], DeviceSource] | None = None) -> NoReturn:
     ``source_factory`` replaces where devices come from (the fault-injection tests wrap the real
     source); by default the machine's own (udev, else pyusb).
     """
+    # Start-up makes some hundred thousand objects that live as long as the process: collecting
+    # cycles among them only costs time. Back on (those objects set aside) once start-up is done.
+    gc.disable()
     setup_logging(DEFAULT_LOG_LEVEL)
     from plugin import services
     from plugin.runtime import Runtime
@@ -50,17 +57,27 @@ def run(source_factory: Callable[[], DeviceSource] | None = None) -> NoReturn:
                    on_serving=load_in_background)
 
 
-def load_in_background(modules: tuple[str, ...] = FIRST_USE_MODULES) -> None:
-    """Import ``modules`` in a thread: the handshake does not wait for them, the first SetConfig seldom does."""
+def load_in_background() -> None:
+    """In a thread: what the agent's first calls import, in the order it calls. The handshake does not
+    wait for it, and the first Fingerprint seldom does."""
 
     def load() -> None:
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except Exception:  # the call that needs it imports it again and reports the error there
-                log.debug("background import failed", extra={"module": name}, exc_info=True)
+        try:
+            _import_all(BEFORE_SET_CONFIG + BEFORE_FINGERPRINT)
+        finally:
+            gc.freeze()  # what start-up made stays: later collections need not look at it
+            gc.enable()
+        _import_all(LATER)
 
     threading.Thread(target=load, name="first-use-imports", daemon=True).start()
+
+
+def _import_all(modules: tuple[str, ...]) -> None:
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the call that needs it imports it again and reports the error there
+            log.debug("background import failed", extra={"module": name}, exc_info=True)
 
 
 def watch_for_orphaning(runtime: Runtime, interval: float = ORPHAN_CHECK_S) -> None:

@@ -14,15 +14,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from plugin.config import PluginConfig
 from plugin.logs import set_level
 
-if TYPE_CHECKING:  # discovery loads on first use (SetConfig), after the handshake line is out
+if TYPE_CHECKING:  # the config decoder and discovery load on first use, after the handshake line is out
     from discovery.sources.base import DeviceSource
     from discovery.rules.model import Rule
     from discovery.rules.ruleset import RuleSet
     from discovery.snapshot import Snapshot
     from discovery.watcher import Discovery
+    from plugin.config import PluginConfig
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Runtime:
     def __init__(self, source_factory: Callable[[], DeviceSource] | None = None) -> None:
         self._source_factory = source_factory  # where devices come from (a test may wrap the real one)
         self._lock = threading.RLock()  # start() reads the rules back through _load_rules
-        self._config = PluginConfig()
+        self._config: PluginConfig | None = None  # None until SetConfig: the defaults apply
         self._inline: Sequence[Rule] = ()
         self._discovery: Discovery | None = None
         self._stopped = False
@@ -61,7 +61,7 @@ class Runtime:
         # RulesError: file, line, field, a group two rules disagree on, or a file others could change
         all_rules(config.rules_file, inline, strict=config.strict_rules_permissions)
         with self._lock:
-            changed = config != self._config
+            changed = config != self._current_config()
             self._config = config
             self._inline = inline
             set_level(config.log_level)
@@ -71,9 +71,15 @@ class Runtime:
             log.warning("config changed while running; only the rules are re-read until restart")
             running.reload_rules()
 
+    def _current_config(self) -> PluginConfig:
+        from plugin.config import PluginConfig
+
+        with self._lock:
+            return self._config if self._config is not None else PluginConfig()
+
     def _load_rules(self) -> RuleSet:
         with self._lock:
-            config, inline = self._config, self._inline
+            config, inline = self._current_config(), self._inline
         return all_rules(config.rules_file, inline, strict=config.strict_rules_permissions)
 
     @property
@@ -90,7 +96,7 @@ class Runtime:
             if self._discovery is None:
                 if self._stopped:
                     raise RuntimeError("plugin is shutting down")
-                config = self._config
+                config = self._current_config()
                 discovery = Discovery(
                     (self._source_factory or default_source)(),
                     self._load_rules,

@@ -19,14 +19,13 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from discovery.rules.errors import RulesError
-from discovery.sources.base import SourceError
 from plugin import __version__
-from plugin.config import CONFIG_SPEC, ConfigError, decode_config
-from plugin.schema import spec_to_proto
 from proto import base_pb2, base_pb2_grpc, device_pb2, device_pb2_grpc
 
-if TYPE_CHECKING:  # the rest of discovery loads on first use, after the handshake line is out
+# Registering these servicers needs grpc and the protos only: the handshake line waits for that
+# much. The config decoder, the schema builder and discovery load on first use, after the line is out
+# (plugin.plugin_mode loads them in the background meanwhile).
+if TYPE_CHECKING:
     from discovery.reservation import ReservationError
     from discovery.snapshot import Snapshot
     from discovery.watcher import Discovery
@@ -41,9 +40,14 @@ DEVICE_API_VERSION = "v0.1.0"
 MAX_STATUS_CHARS = 2000  # of an error message sent back; gRPC drops a reply whose message passes 16 KiB
 MAX_LOGGED_IDS_CHARS = 1000  # of the requested IDs in one log line
 
-# What starting discovery may meet on a real machine: no udev or usbfs (SourceError, OSError), a rules
-# file that went bad since SetConfig (RulesError). Logged without a traceback: they are not bugs.
-EXPECTED_START_ERRORS = (SourceError, OSError, RulesError)
+
+def expected_start_errors() -> tuple[type[Exception], ...]:
+    """What starting discovery may meet on a real machine: no udev or usbfs (SourceError, OSError), a
+    rules file that went bad since SetConfig (RulesError). Logged without a traceback: they are not bugs."""
+    from discovery.rules.errors import RulesError
+    from discovery.sources.base import SourceError
+
+    return (SourceError, OSError, RulesError)
 
 
 def _status_for(exc: ReservationError) -> grpc.StatusCode:
@@ -73,9 +77,15 @@ class BasePluginServicer(base_pb2_grpc.BasePluginServicer):
     def ConfigSchema(
         self, request: base_pb2.ConfigSchemaRequest, context: grpc.ServicerContext
     ) -> base_pb2.ConfigSchemaResponse:
+        from plugin.config import CONFIG_SPEC
+        from plugin.schema import spec_to_proto
+
         return base_pb2.ConfigSchemaResponse(spec=spec_to_proto(CONFIG_SPEC))
 
     def SetConfig(self, request: base_pb2.SetConfigRequest, context: grpc.ServicerContext) -> base_pb2.SetConfigResponse:
+        from discovery.rules.errors import RulesError
+        from plugin.config import ConfigError, decode_config
+
         try:
             config = decode_config(request.msgpack_config)
             self._runtime.configure(config)
@@ -148,7 +158,7 @@ class DevicePluginServicer(device_pb2_grpc.DevicePluginServicer):
     def _discovery_or_none(self) -> Discovery | None:
         try:
             return self._runtime.discovery()
-        except EXPECTED_START_ERRORS as exc:  # the machine or the rules file said no: say what, not where in the code
+        except expected_start_errors() as exc:  # the machine or the rules file said no: say what, not where in the code
             log.error("device discovery could not start; retrying", extra={"error": str(exc)})
             return None
         except Exception:  # a bug: logged with its traceback; the caller keeps its stream alive
@@ -166,7 +176,7 @@ class DevicePluginServicer(device_pb2_grpc.DevicePluginServicer):
             shown = _shown_ids(ids)
             log.warning("reservation refused", extra={"device_ids": shown, "error": str(exc)})
             context.abort(code, status_message(str(exc)))
-        except EXPECTED_START_ERRORS as exc:  # discovery cannot start here and now: say so, no traceback
+        except expected_start_errors() as exc:  # discovery cannot start here and now: say so, no traceback
             log.error("reservation failed: device discovery is not available", extra={"error": str(exc)})
             context.abort(grpc.StatusCode.UNAVAILABLE, f"device discovery is not available: {exc}")
         except Exception as exc:  # a bug: say so instead of an opaque UNKNOWN

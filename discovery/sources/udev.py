@@ -10,7 +10,8 @@ Devices are read the way libudev reads them, but with each file read once: their
 the uevent file and udev's database (``udevdb``), ids and configuration from the binary
 ``descriptors``, children from sysfs's node and network indexes in one pass for all devices
 (``enumerate``) or from the device's own subtree (``device_at``, what one event costs). The
-Monitor is pyudev's.
+Monitor is pyudev's (socket, kernel filter, bind); its messages are read by
+:func:`read_monitor_messages`, a few lines instead of a pyudev Device per event.
 
 Lifecycle rules that matter on real hardware as much as under umockdev: nothing is created at
 import; :meth:`UdevSource.start` creates the Monitor and binds it (``Monitor.start()``) before it
@@ -25,8 +26,8 @@ import errno
 import logging
 import os
 import re
-import select
 import socket
+import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -83,6 +84,15 @@ BATCH_MIN = 4  # devices_at(): fewer paths than this are always walked one by on
 # events, and a hub of phones re-enumerating sends more. udevadm monitor asks for 128 MiB; this is
 # plenty for a device plugin, and it is only memory the kernel uses while events wait.
 RECEIVE_BUFFER_BYTES = 16 * 1024 * 1024
+
+# What udevd sends a monitor (libudev's format): "libudev\0", magic, header size, properties offset
+# and length, then filter hashes; the magic in network byte order, the rest in host order.
+_MONITOR_HEADER = struct.Struct("=8sI3I4I")
+_MONITOR_PREFIX = b"libudev\0"
+_MONITOR_MAGIC = socket.htonl(0xFEEDCAFE)
+_MAX_MESSAGE_BYTES = 8192  # libudev reads no more than this
+_CREDENTIALS = struct.Struct("iII")  # struct ucred: pid, uid, gid
+_CREDENTIALS_SPACE = socket.CMSG_SPACE(_CREDENTIALS.size)
 
 
 class UdevReadError(SourceError):
@@ -437,21 +447,60 @@ def _child(path: str, top: str, drivers: dict[str, str | None], iface_paths: lis
     )
 
 
-def _raise_socket_error(fd: int) -> None:
-    """Read (and so clear) the monitor socket's pending error; raise it as what it means.
+def read_monitor_messages(fd: int) -> list[dict[str, str]]:
+    """The properties of every udevd message waiting on the monitor socket ``fd``, read without blocking.
 
-    ENOBUFS: the kernel dropped events because the queue was full (EventsLostError). Any other
-    error: MonitorError. Nothing pending: return (the caller decides).
+    Read and checked as libudev reads a monitor (through it, each would cost a pyudev Device, a libudev
+    device and a dozen ctypes calls; a storm brings hundreds): a message counts only when root sent it
+    (its credentials), to the udev multicast group on a netlink socket (a unicast one is anybody's),
+    whole, with udevd's header, an ACTION and a DEVPATH. One with bytes that are not UTF-8 is dropped
+    with a warning (its device is read again on its next event). ENOBUFS (the queue overflowed;
+    reading clears it) raises EventsLostError, any other socket error MonitorError.
     """
-    sock = socket.socket(fileno=os.dup(fd))
+    trusted_uids = {0, os.geteuid()}  # root, as libudev demands, or the user a fake world runs as
+    sock = socket.socket(fileno=fd)  # borrowed: detached again below, the monitor keeps the descriptor
+    messages: list[dict[str, str]] = []
     try:
-        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        while True:
+            try:
+                data, ancillary, flags, address = sock.recvmsg(_MAX_MESSAGE_BYTES, _CREDENTIALS_SPACE,
+                                                               socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return messages
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    raise EventsLostError("udev monitor overflowed (ENOBUFS): the kernel dropped events") from exc
+                raise MonitorError(f"udev monitor socket error: {exc.strerror or exc}") from exc
+            sender_uid = next((_CREDENTIALS.unpack(cdata[:_CREDENTIALS.size])[1] for level, kind, cdata in ancillary
+                               if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS
+                               and len(cdata) >= _CREDENTIALS.size), None)
+            unicast = isinstance(address, tuple) and address[1] == 0  # netlink: (pid, groups)
+            if sender_uid not in trusted_uids or unicast or flags & socket.MSG_TRUNC:
+                continue
+            try:
+                properties = properties_of_message(data)
+            except UnicodeDecodeError:
+                log.warning("dropped a udev event with undecodable data")
+                continue
+            if properties is not None:
+                messages.append(properties)
     finally:
-        sock.close()
-    if code == errno.ENOBUFS:
-        raise EventsLostError("udev monitor overflowed (ENOBUFS): the kernel dropped events")
-    if code:
-        raise MonitorError(f"udev monitor socket error: {os.strerror(code)}")
+        sock.detach()
+
+
+def properties_of_message(data: bytes) -> dict[str, str] | None:
+    """The properties in one udevd message (header, then NUL-separated KEY=value), or None if it is not one."""
+    if len(data) < _MONITOR_HEADER.size or not data.startswith(_MONITOR_PREFIX):
+        return None
+    _, magic, _, offset, *_ = _MONITOR_HEADER.unpack_from(data)
+    if magic != _MONITOR_MAGIC or offset < _MONITOR_HEADER.size or offset > len(data):
+        return None
+    properties = {}
+    for item in data[offset:].split(b"\0"):  # to the end of the message, as libudev reads it
+        key, sep, value = item.partition(b"=")
+        if sep:
+            properties[key.decode()] = value.decode()
+    return properties if properties.get("DEVPATH") and "ACTION" in properties else None
 
 
 def _nearest_driver(path: str, top: str, drivers: dict[str, str | None]) -> str | None:
@@ -487,6 +536,7 @@ class UdevSource:
         self._node_subsystems: NodeSubsystems = to_node_subsystems(node_subsystems)
         self._context: pyudev.Context | None = None
         self._monitor: pyudev.Monitor | None = None
+        self._fd: int | None = None  # the monitor's, asked once: pyudev asks libudev through ctypes each time
 
     @property
     def node_subsystems(self) -> NodeSubsystems:
@@ -532,6 +582,7 @@ class UdevSource:
             log.debug("udev monitor keeps the default receive buffer", extra={"error": exc.strerror or str(exc)})
         monitor.start()  # binds now: events sent before this would be lost
         self._monitor = monitor
+        self._fd = monitor.fileno()
 
     def enumerate(self) -> list[Device]:
         """Every USB device now attached, then the listed non-USB node devices, each part sorted by sys_path.
@@ -651,9 +702,9 @@ class UdevSource:
 
     def fileno(self) -> int:
         """The monitor's file descriptor, readable when events are pending (for select/poll/asyncio)."""
-        if self._monitor is None:
+        if self._fd is None:
             raise RuntimeError("UdevSource.start() first")
-        return self._monitor.fileno()
+        return self._fd
 
     def drain(self) -> list[UdevEvent]:
         """Every event pending now, without blocking (empty list if none).
@@ -662,48 +713,29 @@ class UdevSource:
         was full (ENOBUFS): the caller must list every device again. The error is cleared first, so
         the next call reads the events that came after it.
         """
-        monitor = self._monitor
-        if monitor is None:
+        if self._fd is None:
             raise RuntimeError("UdevSource.start() first")
-        return list(self._pending(monitor))
+        return list(self._pending(self._fd))
 
-    def _pending(self, monitor: pyudev.Monitor) -> Iterator[UdevEvent]:
-        poller = select.poll()
-        poller.register(monitor.fileno(), select.POLLIN)
-        # poll(0) returns None both for "nothing" and for a message libudev dropped (filter,
-        # bad sender), so keep reading while the socket still has data.
-        while True:
-            revents = 0
-            for _, flags in poller.poll(0):
-                revents |= flags
-            if revents & select.POLLERR:
-                # An overflow is a pending socket error: poll says POLLERR (pyudev then raises a bare
-                # OSError on every poll, for ever) until the error is read and so cleared.
-                _raise_socket_error(monitor.fileno())
-                raise MonitorError("udev monitor socket reports an error, but none is pending")
-            if not revents & select.POLLIN:
-                return
-            try:
-                device = monitor.poll(timeout=0)
-                if device is None:
-                    continue
-                sys_path = device.sys_path
-                node = device.device_node
-            except ValueError:  # non-UTF-8 in the event: drop it (the device is re-read on its next event)
-                log.warning("dropped a udev event with undecodable data")
-                continue
-            except OSError:  # the overflow came between our poll and libudev's read
-                _raise_socket_error(monitor.fileno())
-                raise
-            subsystem = device.subsystem or ""
+    def _pending(self, fd: int) -> Iterator[UdevEvent]:
+        wanted = self._filter_subsystems()
+        for properties in read_monitor_messages(fd):
+            subsystem = properties.get("SUBSYSTEM", "")
+            if wanted is not None and subsystem not in wanted:
+                continue  # the kernel filter compares hashes: a collision lets another subsystem through
+            sys_path = "/sys" + properties["DEVPATH"]
+            node = properties.get("DEVNAME") or None
+            if node is not None and not node.startswith("/"):
+                node = f"/dev/{node}"
+            seqnum = properties.get("SEQNUM", "")
             usb_sys_path = usb_device_path_of(sys_path)
             listed = usb_sys_path is None and node is not None and wants_subsystem(self._node_subsystems, subsystem)
             yield UdevEvent(
-                action=device.action or "",
+                action=properties["ACTION"],
                 sys_path=sys_path,
                 subsystem=subsystem,
-                devtype=device.device_type,
-                seqnum=device.sequence_number,
+                devtype=properties.get("DEVTYPE") or None,
+                seqnum=int(seqnum) if seqnum.isdigit() else 0,
                 usb_sys_path=usb_sys_path,
                 device_node=node,
                 node_sys_path=sys_path if listed else None,
@@ -712,6 +744,7 @@ class UdevSource:
     def close(self) -> None:
         """Drop the monitor (its socket closes with the last reference) and the context."""
         self._monitor = None
+        self._fd = None
         self._context = None
 
     def __enter__(self) -> UdevSource:

@@ -12,12 +12,13 @@ from plugin.plugin_mode import FIRST_USE_MODULES
 
 
 def test_handshake_waits_for_grpc_and_the_protos_only() -> None:
-    """Importing plugin mode, the server and the servicers loads no discovery engine, no pyudev, no YAML."""
+    """Importing plugin mode, the server and the servicers loads no discovery, no pyudev, no YAML, no config decoder."""
     code = (
         "import sys\n"
         "import plugin.plugin_mode, plugin.runtime, plugin.server, plugin.services\n"
         "late = ('discovery.watcher', 'discovery.table', 'discovery.sources.udev', 'discovery.rules.loader',\n"
-        "        'plugin.fingerprint', 'plugin.stats', 'pyudev', 'yaml')\n"
+        "        'plugin.fingerprint', 'plugin.stats', 'pyudev', 'yaml', 'discovery.model', 'plugin.config',\n"
+        "        'plugin.schema', 'msgpack')\n"
         "print('EARLY', 'grpc' in sys.modules, sorted(m for m in late if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ), capture_output=True,
