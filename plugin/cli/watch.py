@@ -7,8 +7,10 @@ to is read again, so a line shows the device as it is after that event: the usb_
 often comes before its tty exists, and the tty's own ``add`` line then shows the rule that needs it.
 
 Shown: every event of a usb_device, events of children with a /dev node (tty, hidraw, ...) and
-driver bind/unbind on interfaces; anything else only updates the table. ``--all`` also shows the
-add, change and remove events of devices with a node outside USB (kind ``udev``: ``tty ttyAMA0``). With ``--rules`` the file
+driver bind/unbind on interfaces; anything else only updates the table. The add, change and remove
+events of devices with a node outside USB (kind ``udev``: ``tty ttyAMA0``) are shown for the
+subsystems the ``kind: udev`` rules name, as the plugin would see them; ``--all`` shows them for
+every such device. With ``--rules`` the file
 is watched too: after a change, every attached device is matched again and printed. Ends on
 SIGINT (Ctrl-C) or SIGTERM with exit 0.
 """
@@ -30,6 +32,7 @@ from discovery.filewatch import FileWatch
 from discovery.inventory import Entry, Inventory
 from discovery.model import Device, UsbDevice
 from discovery.sources.base import ALL_NODE_SUBSYSTEMS
+from discovery.watcher import rules_node_subsystems
 from discovery.rules.loader import load_rules
 from discovery.rules.ruleset import RuleSet
 from discovery.snapshot import Snapshot
@@ -91,7 +94,8 @@ class _Watcher:
         self.as_json = as_json
         self.clock = clock
         self.every = every
-        self.source = UdevSource(node_subsystems=ALL_NODE_SUBSYSTEMS if every else None)
+        # What the plugin would look at (USB, and the subsystems the kind: udev rules name); --all: every node.
+        self.source = UdevSource(node_subsystems=ALL_NODE_SUBSYSTEMS if every else rules_node_subsystems(rules))
         self.table = DeviceTable(unplugged_grace=0.0)
         self.files: FileWatch | None = None
         self.version = 0
@@ -110,8 +114,9 @@ class _Watcher:
         attached = self.table.attached()
         count = sum(1 for _, d in attached if isinstance(d, UsbDevice))
         rules = f"rules: {self.path}" if self.path else "no rules file"
+        listed = self.source.node_subsystems is not None  # devices outside USB are watched too
         others = f" and {len(attached) - count} other device{'s' if len(attached) - count != 1 else ''} with a node" \
-            if self.every else ""
+            if listed else ""
         # the ready line: the monitor listens from here on (tests wait for it before plugging)
         self.ctx.note(f"watching {count} attached USB device{'s' if count != 1 else ''}{others} ({rules}); "
                       "press Ctrl-C to stop")
@@ -194,6 +199,8 @@ class _Watcher:
             return
         self.rules = rules
         self.table.set_rules(rules)
+        if not self.every and self.source.set_node_subsystems(rules_node_subsystems(rules)):
+            self.table.replace_all(self.source.enumerate(), self.clock())  # a rule names a new subsystem
         snapshot = self._snapshot()
         count = len(rules.rules)
         self.ctx.note(f"rules reloaded from {self.path} ({count} rule{'s' if count != 1 else ''})")

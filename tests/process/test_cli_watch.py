@@ -188,3 +188,25 @@ def test_watch_all_shows_node_devices_outside_usb(testbed: Testbed) -> None:
         assert proc.stop(signal.SIGTERM) == 0
     finally:
         proc.kill()
+
+
+def test_watch_shows_the_node_devices_its_udev_rules_name(testbed: Testbed, tmp_path: Path) -> None:
+    """Without --all: the devices outside USB of the subsystems the kind: udev rules name, as the plugin sees
+    them; a PCI card's tty ports come and are matched, the Pi HAT's GPIO chip (no rule names gpio) stays out."""
+    testbed.plug(load_fixture("raspberry-pi-hat"))
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - name: card ports\n    kind: udev\n    match: {subsystem: tty}\n"
+                     "    group: {vendor: oxford, type: serial, name: port}\n")
+    proc = CliProcess(["watch", "--json", "--rules", str(rules)], {**os.environ, **testbed.env()})
+    try:
+        ready = proc.wait_err("press Ctrl-C to stop")
+        assert "watching 0 attached USB devices and 1 other device with a node" in ready  # ttyAMA0 only
+        testbed.plug(load_fixture("pcie-serial-card"))
+        added = [json.loads(line) for line in _until_all(proc, "ttyS4", "ttyS5")]
+        assert [(e["id"], e["match"]["status"], e["match"]["group"]) for e in added] == [
+            ("tty-pci-03_00.0-ttyS4", "matched", "oxford/serial/port"),
+            ("tty-pci-03_00.0-ttyS5", "matched", "oxford/serial/port"),
+        ]
+        assert proc.stop(signal.SIGTERM) == 0
+    finally:
+        proc.kill()
