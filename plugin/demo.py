@@ -2,7 +2,8 @@
 
 No hardware is needed. The demo builds a umockdev world, starts the real executable with go-plugin's
 environment, does the handshake, PluginInfo, ConfigSchema and SetConfig, keeps the Fingerprint
-stream open while it plugs in a phone and two boards and unplugs one, reserves devices, reads a
+stream open while it plugs in a phone and two boards and unplugs one, plugs a Raspberry Pi HAT whose
+UART is a device outside USB (a ``kind: udev`` rule) beside a car the rules declare, reserves devices, reads a
 Stats message, and finally stops the plugin with Shutdown. Everything the plugin does here is what
 it does under Nomad; only the kernel and udev are stand-ins.
 """
@@ -38,6 +39,19 @@ rules:
     group: {vendor: espressif, type: board, name: esp32-devkit}
     children: [tty]
     require_driver: true
+  - name: the UART of a Raspberry Pi HAT (not USB)
+    kind: udev
+    match: {subsystem: tty, platform: fe201000.serial}
+    group: {vendor: raspberrypi, type: serial, name: pl011}
+    nodes: [/dev/gpiochip0]
+    env: {HAT_UART: "{devnode}"}
+  - name: a car on the test bench (udev cannot see it)
+    kind: declared
+    group: {vendor: doyota, type: car, name: mius}
+    env: {CAR_ADDRESS: "{address}"}
+    devices:
+      - id: mius-bench-1
+        values: {address: 192.0.2.10}
 """
 
 WAIT_S = 10.0
@@ -104,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show-logs", action="store_true", help="print the plugin's log lines at the end")
     args = parser.parse_args(argv)
 
-    from discovery.fake import usb_devices
+    from discovery.fake import node_devices, usb_devices
     from discovery.fake.testbed import Testbed, preload_library
 
     if not Path(preload_library()).is_absolute():  # only the bare soname: umockdev is not installed
@@ -180,6 +194,18 @@ def main(argv: list[str] | None = None) -> int:
         _say("\n".join(_describe_fingerprint(latest)))
         _say(f"   same ID as before: {_device_ids(latest, 'espressif/board/esp32-devkit') == esp_ids}")
         _print_reservation(plugin.reserve(esp_ids).container_res)
+
+        _step("Plugging in a Raspberry Pi HAT: its UART is a kind: udev device; the car is declared in the rules")
+        testbed.plug(node_devices.make_raspberry_pi_hat())
+        latest = stream.wait_for(lambda m: _has("raspberrypi/serial/pl011", 1, 1)(m) and _has("doyota/car/mius", 1, 1)(m),
+                                 WAIT_S)
+        if latest is None:
+            raise RuntimeError("the HAT's UART or the declared car never reached the Fingerprint stream")
+        _say("\n".join(line for line in _describe_fingerprint(latest) if "raspberrypi" in line or "doyota" in line
+                       or line.lstrip().startswith(("tty-", "mius-"))))
+        for group in ("raspberrypi/serial/pl011", "doyota/car/mius"):
+            _say(f"   Reserve {group}:")
+            _print_reservation(plugin.reserve(_device_ids(latest, group)).container_res)
 
         _step("Stats: one message of the stream Nomad reads every collection_interval")
         stats_call = plugin.stats(1.0)
