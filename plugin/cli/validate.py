@@ -16,6 +16,7 @@ from discovery.rules.errors import RuleIssue, RulesError
 from discovery.rules.loader import load_rules
 from discovery.rules.ruleset import RuleSet
 from discovery.rules.trust import ROOT_UID, refuse, untrusted_reasons
+from discovery.watcher import rules_node_subsystems
 from plugin.cli.context import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, CliError, Context
 
 
@@ -35,15 +36,15 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         warnings = rules.static_warnings()
     else:
         try:
-            inventory = ctx.inventory(rules)
+            inventory = ctx.inventory(rules, rules_node_subsystems(rules))  # what the plugin would see
         except CliError as exc:
             if exc.code != EXIT_ENVIRONMENT:
                 raise
             # the file itself can still be checked where USB cannot be seen (a CI runner)
             warnings, skipped = rules.static_warnings(), str(exc)
         else:
-            checked = len(inventory.entries)
-            warnings = rules.warnings_for([e.device for e in inventory.entries], inventory.ids_by_sys_path())
+            checked = len(inventory.all_entries)
+            warnings = rules.warnings_for([e.device for e in inventory.all_entries], inventory.ids_by_sys_path())
     warnings = _sorted(warnings)
     failed = bool(warnings) and args.strict
     if args.json:

@@ -154,3 +154,21 @@ def test_validate_as_another_user_notes_what_a_root_plugin_would_refuse(
     run = run_cli("validate", "--no-devices", str(path))
     assert run.code == 0 and run.out.endswith("valid, 0 rules (not checked against devices)\n")
     assert "note: a plugin running as root would refuse this file: the rules file" in run.err
+
+
+def test_validate_checks_udev_rules_against_the_devices_outside_usb(world: Testbed, tmp_path: Path) -> None:
+    """A kind: udev rule is judged against the attached devices of the subsystems it names, as the plugin
+    would list them: the Pi's UART rule matches, one for a platform that is not there is a warning."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n"
+        "  - name: pi uart\n    kind: udev\n    match: {subsystem: tty, platform: fe201000.serial}\n"
+        "    group: {vendor: raspberrypi, type: serial, name: pl011}\n"
+        "  - name: a uart that is not there\n    kind: udev\n    match: {subsystem: tty, platform: ff000000.serial}\n"
+        "    group: {vendor: other, type: serial, name: uart}\n"
+    )
+    run = run_cli("validate", str(rules))
+    assert run.code == 0, run.err
+    warnings = [line for line in run.out.splitlines() if ": warning: " in line]
+    assert len(warnings) == 1  # the Pi's UART rule matches ttyAMA0; the PCI card's two ports are the others
+    assert warnings[0].endswith(":6:5: warning: rules[1]: matches none of the 3 attached kind: udev devices")
