@@ -71,6 +71,19 @@ class IdStore:
         log.info("saved device IDs loaded", extra={"state_file": self.path, "devices": len(memory)})
         return memory
 
+    def peek(self) -> IdMemory:
+        """The saved memory, read only (the CLI's view of the plugin's IDs): nothing is logged, moved or
+        written; a missing, unreadable or foreign file is an empty memory."""
+        try:
+            with open(self.path, "rb") as handle:
+                data = handle.read(MAX_STATE_BYTES + 1)
+            if len(data) > MAX_STATE_BYTES:
+                return IdMemory()
+            memory, _ = IdMemory.from_json(json.loads(data))
+        except (OSError, ValueError, RecursionError):
+            return IdMemory()
+        return memory
+
     def _set_aside(self, problem: str) -> None:
         aside = self.path + ".bad"
         try:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 from discovery.declared import declared_devices
 from discovery.health import run_check
+from discovery.idmemory import IdMemory
 from discovery.model import Device, NodeDevice, UsbDevice
 from discovery.rules.explain import RuleVerdict
 from discovery.rules.ruleset import RuleSet
@@ -116,13 +117,15 @@ def take_inventory(
     now: Callable[[], float] = time.time,
     node_check: NodeCheck = check_node,
     check_declared: bool = False,
+    memory: IdMemory | None = None,
 ) -> Inventory:
     """The devices of one enumeration, named and matched exactly as the plugin's first snapshot would be.
 
     The declared devices are in it too; with ``check_declared`` their health checks run once (at the
-    same time, each with its timeout), so their health is what the plugin would find.
+    same time, each with its timeout), so their health is what the plugin would find. ``memory``: the
+    plugin's saved IDs, so twins sharing a serial are named as the plugin names them.
     """
-    table = DeviceTable(unplugged_grace=0.0, node_check=node_check)
+    table = DeviceTable(unplugged_grace=0.0, node_check=node_check, memory=memory)
     table.set_rules(rules)
     table.replace_all(devices, now())
     table.set_declared(declared_devices(rules), now())

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from discovery.idstore import STATE_DIR_ENV
 from discovery.fake.testbed import Testbed, list_fixtures, load_fixture
 from discovery.sources.usbfs import UsbfsUnavailableError
 from plugin.cli.main import main as cli_main
@@ -55,6 +56,8 @@ def run_cli(*args: str, columns: int | None = 100, environ: Mapping[str, str] | 
     if columns is not None:
         env.setdefault("COLUMNS", str(columns))
     env.setdefault("NOMAD_ADDR", NO_AGENT)
+    if STATE_DIR_ENV in os.environ:  # the test's own state directory (tests/conftest.py), never the machine's
+        env.setdefault(STATE_DIR_ENV, os.environ[STATE_DIR_ENV])
     code = cli_main(list(args), stdout=out, stderr=err, environ=env, open_source=open_source)
     return Run(code, out.getvalue(), err.getvalue())
 

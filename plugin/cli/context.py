@@ -26,6 +26,7 @@ from plugin.cli.errors import CliError as CliError
 from plugin.cli.table import Style
 
 if TYPE_CHECKING:
+    from discovery.idmemory import IdMemory
     from discovery.inventory import Entry, Inventory
     from discovery.rules.ruleset import RuleSet
     from discovery.sources.base import DeviceSource, NodeSubsystems
@@ -91,7 +92,14 @@ class Context:
             raise CliError(str(exc), EXIT_ENVIRONMENT) from exc
         finally:
             source.close()
-        return take_inventory(rules, devices, source=source.name, check_declared=check_declared)
+        return take_inventory(rules, devices, source=source.name, check_declared=check_declared,
+                              memory=self.id_memory())
+
+    def id_memory(self) -> IdMemory:
+        """The IDs the plugin saved (its state_dir: ``$NOMAD_DEVICE_USB_STATE_DIR``, else the default), read only."""
+        from discovery.idstore import IdStore, state_dir_from
+
+        return IdStore(state_dir_from(None, self.environ)).peek()
 
     def holders(self) -> Holders:
         """Which allocations hold which devices, asked of the Nomad agent the environment names (never raises)."""

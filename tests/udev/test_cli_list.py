@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,7 @@ from cli_support import ROOT, RULES, golden, run_cli, world  # noqa: F401  (worl
 
 from discovery.inventory import take_inventory
 from discovery.rules.loader import load_rules
+from discovery.fake import usb_devices
 from discovery.fake.testbed import Testbed, load_fixture
 from discovery.sources.udev import UdevSource
 
@@ -162,3 +164,23 @@ def test_list_shows_the_devices_outside_usb_that_the_udev_rules_would_take(world
     assert "raspberrypi/serial/pl011" in rows["tty-platform-fe201000.serial-ttyAMA0"]
     assert "17 devices:" in run.out
     assert "11 devices:" in run_cli("list", "--rules", RULES).out
+
+
+def test_list_names_twins_as_the_plugin_remembers_them(testbed: Testbed, own_state_dir: Path) -> None:
+    """Two boards sharing a serial: alone, each would get its port's ID; the unit the plugin remembered (its
+    saved ids.json) keeps its serial ID in list, as it does in Nomad. The file is only read, never changed."""
+    testbed.plug(usb_devices.make_cp210x(serial="TWIN01", port="1-4", devnum=8))
+    testbed.plug(usb_devices.make_cp210x(tty=2, serial="TWIN01", port="1-6", devnum=9))
+    fresh = {d["id"] for d in json.loads(run_cli("list", "--json").out)["devices"]}
+    assert fresh == {"usb-10c4-ea60-port-00:14.0-4", "usb-10c4-ea60-port-00:14.0-6"}
+
+    saved = own_state_dir / "ids.json"
+    port_path = next(d["port_path"] for d in json.loads(run_cli("list", "--json").out)["devices"]
+                     if d["id"].endswith("-4"))
+    saved.write_text(json.dumps({"version": 1, "ids": [
+        {"vendor_id": "10c4", "product_id": "ea60", "serial": "TWIN01", "port": port_path, "id": "usb-10c4-ea60-TWIN01"}
+    ]}))
+    before = saved.read_bytes()
+    remembered = {d["id"] for d in json.loads(run_cli("list", "--json").out)["devices"]}
+    assert remembered == {"usb-10c4-ea60-TWIN01", "usb-10c4-ea60-port-00:14.0-6"}
+    assert saved.read_bytes() == before
