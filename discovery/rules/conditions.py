@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -128,6 +129,41 @@ class Condition(Generic[D]):
         raise NotImplementedError
 
 
+class GlobsCondition(Condition[D]):
+    """A condition that holds when one of the device's values for it (``candidates``) matches a glob.
+
+    Subclasses say which values those are and how ``explain`` shows them; ``target`` names what a keyed
+    one looks at (a property's name), so that only conditions on the same thing cover each other.
+    Wanting, testing and covering (broader globs cover narrower ones) are the same for all.
+    """
+
+    __slots__ = ()
+    field: str
+    globs: tuple[Glob, ...]
+
+    @property
+    def expected(self) -> str:
+        return globs_text(self.globs)
+
+    @property
+    def target(self) -> str | None:
+        return None
+
+    def candidates(self, device: D) -> Iterable[str | None]:
+        raise NotImplementedError
+
+    def test(self, device: D) -> bool:
+        return any(any_glob(self.globs, value) for value in self.candidates(device))
+
+    def covers(self, other: Condition[Any]) -> bool:
+        return (
+            type(other) is type(self)
+            and isinstance(other, GlobsCondition)
+            and other.target == self.target
+            and globs_cover(self.globs, other.globs)
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class IdCondition(Condition[UsbDevice]):
     """vendor_id, product_id or device_class is one of ``values``."""
@@ -156,7 +192,7 @@ class IdCondition(Condition[UsbDevice]):
 
 
 @dataclass(frozen=True, slots=True)
-class StringCondition(Condition[Device]):
+class StringCondition(GlobsCondition[Device]):
     """serial, manufacturer or product matches one of ``globs``; a device without the string fails."""
 
     field: str
@@ -164,25 +200,18 @@ class StringCondition(Condition[Device]):
     globs: tuple[Glob, ...]
 
     @property
-    def expected(self) -> str:
-        return globs_text(self.globs)
+    def target(self) -> str:
+        return self.attribute
 
-    def test(self, device: Device) -> bool:
-        return any_glob(self.globs, getattr(device, self.attribute))
+    def candidates(self, device: Device) -> Iterable[str | None]:
+        return [getattr(device, self.attribute)]
 
     def actual(self, device: Device) -> str:
         return shown(getattr(device, self.attribute), self.attribute)
 
-    def covers(self, other: Condition[Any]) -> bool:
-        return (
-            isinstance(other, StringCondition)
-            and other.attribute == self.attribute
-            and globs_cover(self.globs, other.globs)
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class PropertyCondition(Condition[Device]):
+class PropertyCondition(GlobsCondition[Device]):
     """The udev property ``name`` is set and matches one of ``globs``."""
 
     field: str
@@ -190,22 +219,15 @@ class PropertyCondition(Condition[Device]):
     globs: tuple[Glob, ...]
 
     @property
-    def expected(self) -> str:
-        return globs_text(self.globs)
+    def target(self) -> str:
+        return self.name
 
-    def test(self, device: Device) -> bool:
-        return any_glob(self.globs, device.properties.get(self.name))
+    def candidates(self, device: Device) -> Iterable[str | None]:
+        return [device.properties.get(self.name)]
 
     def actual(self, device: Device) -> str:
         value = device.properties.get(self.name)
         return "(not set)" if value is None else repr(value)
-
-    def covers(self, other: Condition[Any]) -> bool:
-        return (
-            isinstance(other, PropertyCondition)
-            and other.name == self.name
-            and globs_cover(self.globs, other.globs)
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,48 +324,31 @@ class InterfaceCondition(Condition[UsbDevice]):
 
 
 @dataclass(frozen=True, slots=True)
-class PortCondition(Condition[UsbDevice]):
+class PortCondition(GlobsCondition[UsbDevice]):
     """port_path or sys_name matches one of ``globs``."""
 
     field: str
     globs: tuple[Glob, ...]
 
-    @property
-    def expected(self) -> str:
-        return globs_text(self.globs)
-
-    def test(self, device: UsbDevice) -> bool:
-        return any_glob(self.globs, device.port_path) or any_glob(self.globs, device.sys_name)
+    def candidates(self, device: UsbDevice) -> Iterable[str | None]:
+        return [device.port_path, device.sys_name]
 
     def actual(self, device: UsbDevice) -> str:
         if device.port_path == device.sys_name:
             return repr(device.port_path)
         return f"{device.port_path!r} (sys_name {device.sys_name!r})"
 
-    def covers(self, other: Condition[Any]) -> bool:
-        return isinstance(other, PortCondition) and globs_cover(self.globs, other.globs)
-
 
 @dataclass(frozen=True, slots=True)
-class DriverCondition(Condition[UsbDevice]):
+class DriverCondition(GlobsCondition[UsbDevice]):
     """The driver bound to the device, or to any of its interfaces, matches one of ``globs``."""
 
     field: str
     globs: tuple[Glob, ...]
 
-    @property
-    def expected(self) -> str:
-        return globs_text(self.globs)
-
-    def test(self, device: UsbDevice) -> bool:
-        if any_glob(self.globs, device.driver):
-            return True
-        return any(any_glob(self.globs, interface.driver) for interface in device.interfaces)
+    def candidates(self, device: UsbDevice) -> Iterable[str | None]:
+        return [device.driver, *(interface.driver for interface in device.interfaces)]
 
     def actual(self, device: UsbDevice) -> str:
-        drivers = [device.driver] + [interface.driver for interface in device.interfaces]
-        bound = sorted({driver for driver in drivers if driver})
+        bound = sorted({driver for driver in self.candidates(device) if driver})
         return ", ".join(bound) if bound else "(no driver bound)"
-
-    def covers(self, other: Condition[Any]) -> bool:
-        return isinstance(other, DriverCondition) and globs_cover(self.globs, other.globs)

@@ -10,11 +10,12 @@ what it wanted and what the device has, for ``explain``, like the USB ones in ``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from discovery.model import NodeDevice, Parent
-from discovery.rules.conditions import Condition, Glob, any_glob, globs_cover, globs_text, hex_text, hexes
+from discovery.rules.conditions import Condition, Glob, GlobsCondition, any_glob, globs_cover, globs_text, hex_text, hexes
 
 PCI_SUBSYSTEM = "pci"
 PLATFORM_SUBSYSTEMS = ("platform", "amba")
@@ -77,7 +78,7 @@ class NodeSubsystemCondition(Condition[NodeDevice]):
 
 
 @dataclass(frozen=True, slots=True)
-class AttributeCondition(Condition[NodeDevice]):
+class AttributeCondition(GlobsCondition[NodeDevice]):
     """The device's own sysfs attribute ``name`` matches one of ``globs`` (udev's ATTR{name})."""
 
     field: str
@@ -85,22 +86,15 @@ class AttributeCondition(Condition[NodeDevice]):
     globs: tuple[Glob, ...]
 
     @property
-    def expected(self) -> str:
-        return globs_text(self.globs)
+    def target(self) -> str:
+        return self.name
 
-    def test(self, device: NodeDevice) -> bool:
-        return any_glob(self.globs, device.attributes.get(self.name))
+    def candidates(self, device: NodeDevice) -> Iterable[str | None]:
+        return [device.attributes.get(self.name)]
 
     def actual(self, device: NodeDevice) -> str:
         value = device.attributes.get(self.name)
         return "(no such attribute)" if value is None else repr(value)
-
-    def covers(self, other: Condition[Any]) -> bool:
-        return (
-            isinstance(other, AttributeCondition)
-            and other.name == self.name
-            and globs_cover(self.globs, other.globs)
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,39 +209,14 @@ class PciClassCondition(Condition[NodeDevice]):
         )
 
 
-class _GlobsCondition(Condition[NodeDevice]):
-    """A condition that holds when one of the device's values for it (``candidates``) matches a glob.
-
-    Subclasses say which values those are and how ``explain`` shows them; wanting, testing and
-    covering (a broader set of globs covers a narrower one of the same condition) are the same for all.
-    """
-
-    __slots__ = ()
-    field: str
-    globs: tuple[Glob, ...]
-
-    @property
-    def expected(self) -> str:
-        return globs_text(self.globs)
-
-    def candidates(self, device: NodeDevice) -> list[str | None]:
-        raise NotImplementedError
-
-    def test(self, device: NodeDevice) -> bool:
-        return any(any_glob(self.globs, value) for value in self.candidates(device))
-
-    def covers(self, other: Condition[Any]) -> bool:
-        return type(other) is type(self) and globs_cover(self.globs, other.globs)  # type: ignore[attr-defined]
-
-
 @dataclass(frozen=True, slots=True)
-class KernelCondition(_GlobsCondition):
+class KernelCondition(GlobsCondition[NodeDevice]):
     """The kernel name (``ttyAMA0``) matches one of ``globs`` (udev's KERNEL)."""
 
     field: str
     globs: tuple[Glob, ...]
 
-    def candidates(self, device: NodeDevice) -> list[str | None]:
+    def candidates(self, device: NodeDevice) -> Iterable[str | None]:
         return [device.sys_name]
 
     def actual(self, device: NodeDevice) -> str:
@@ -255,13 +224,13 @@ class KernelCondition(_GlobsCondition):
 
 
 @dataclass(frozen=True, slots=True)
-class DevnodeCondition(_GlobsCondition):
+class DevnodeCondition(GlobsCondition[NodeDevice]):
     """The device node, or one of its udev links (``/dev/serial0``), matches one of ``globs``."""
 
     field: str
     globs: tuple[Glob, ...]
 
-    def candidates(self, device: NodeDevice) -> list[str | None]:
+    def candidates(self, device: NodeDevice) -> Iterable[str | None]:
         return [device.device_node, *device.devlinks]
 
     def actual(self, device: NodeDevice) -> str:
@@ -273,13 +242,13 @@ class DevnodeCondition(_GlobsCondition):
 
 
 @dataclass(frozen=True, slots=True)
-class NodePortCondition(_GlobsCondition):
+class NodePortCondition(GlobsCondition[NodeDevice]):
     """The physical place (udev's ID_PATH, else the nearest bus parent: ``platform-fe201000.serial``) matches."""
 
     field: str
     globs: tuple[Glob, ...]
 
-    def candidates(self, device: NodeDevice) -> list[str | None]:
+    def candidates(self, device: NodeDevice) -> Iterable[str | None]:
         return [device.port_path]
 
     def actual(self, device: NodeDevice) -> str:
@@ -287,13 +256,13 @@ class NodePortCondition(_GlobsCondition):
 
 
 @dataclass(frozen=True, slots=True)
-class NodeDriverCondition(_GlobsCondition):
+class NodeDriverCondition(GlobsCondition[NodeDevice]):
     """The driver of the device or of any parent matches one of ``globs`` (udev's DRIVERS)."""
 
     field: str
     globs: tuple[Glob, ...]
 
-    def candidates(self, device: NodeDevice) -> list[str | None]:
+    def candidates(self, device: NodeDevice) -> Iterable[str | None]:
         return [device.driver, *(parent.driver for parent in device.parents)]
 
     def actual(self, device: NodeDevice) -> str:
@@ -302,13 +271,13 @@ class NodeDriverCondition(_GlobsCondition):
 
 
 @dataclass(frozen=True, slots=True)
-class PciSlotCondition(_GlobsCondition):
+class PciSlotCondition(GlobsCondition[NodeDevice]):
     """The nearest PCI parent's address (``0000:03:00.0``) matches one of ``globs``."""
 
     field: str
     globs: tuple[Glob, ...]
 
-    def candidates(self, device: NodeDevice) -> list[str | None]:
+    def candidates(self, device: NodeDevice) -> Iterable[str | None]:
         parent = nearest_parent(device, (PCI_SUBSYSTEM,))
         return [] if parent is None else [parent.sys_name]
 
@@ -318,13 +287,13 @@ class PciSlotCondition(_GlobsCondition):
 
 
 @dataclass(frozen=True, slots=True)
-class PlatformCondition(_GlobsCondition):
+class PlatformCondition(GlobsCondition[NodeDevice]):
     """The nearest platform or amba parent's name (``fe201000.serial``) or compatible string matches a glob."""
 
     field: str
     globs: tuple[Glob, ...]
 
-    def candidates(self, device: NodeDevice) -> list[str | None]:
+    def candidates(self, device: NodeDevice) -> Iterable[str | None]:
         parent = nearest_parent(device, PLATFORM_SUBSYSTEMS)
         return [] if parent is None else list(platform_names(parent))
 
