@@ -14,10 +14,9 @@ from collections.abc import Iterator, Sequence
 from discovery.rules.errors import RuleIssue
 from discovery.rules.model import DeclaredSpec, Rule
 from discovery.rules.schema.keys import DECLARED_DEVICE_KEYS
-from discovery.rules.schema.outputs import read_env, read_health, read_mounts
+from discovery.rules.schema.outputs import read_env, read_health, read_mounts, read_node
 from discovery.rules.schema.reader import Reader, read_map
-from discovery.rules.schema.values import path_problem
-from discovery.rules.templates import BUILTIN_PLACEHOLDERS, PROPERTY_NAME, Placeholder, Template
+from discovery.rules.templates import BUILTIN_PLACEHOLDERS, PROPERTY_NAME, Template
 from discovery.rules.tree import Src, quote
 
 # The operator's ID: never numeric (Nomad's ${device.ids} constraints), no comma (USB_DEVICE_IDS-style
@@ -109,23 +108,10 @@ def _read_nodes(r: Reader, src: Src, field: str) -> tuple[Template, ...] | None:
     items = r.items(src, field, allow_empty=True)
     if items is None:
         return None
-    out: list[Template] = []
-    ok = True
-    for element, sub in items:
-        template = r.template(element, sub, non_empty=True)
-        if template is None:
-            ok = False
-            continue
-        probe = "".join("x" if isinstance(part, Placeholder) else part for part in template.parts)
-        problem = path_problem(probe, host=True, shown=template.text)
-        if problem is None and not probe.startswith("/dev/"):
-            problem = f"{quote(template.text)} must be under /dev (a device node)"
-        if problem is not None:
-            r.error(element, sub, problem)
-            ok = False
-            continue
-        out.append(template)
-    return tuple(out) if ok else None
+    templates = [read_node(r, element, sub) for element, sub in items]
+    if any(template is None for template in templates):
+        return None
+    return tuple(template for template in templates if template is not None)
 
 
 def check_placeholders(r: Reader, rule: Rule) -> None:

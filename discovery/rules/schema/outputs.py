@@ -113,20 +113,22 @@ def read_nodes(r: Reader, src: Src, field: str) -> tuple[Template, ...]:
     if src.kind != "seq":
         r.error(src, field, f"expected a list of device node paths, got {src.kind_name}")
         return ()
-    out = []
-    for i, element in enumerate(src.elements()):
-        sub = f"{field}[{i}]"
-        template = r.template(element, sub, non_empty=True)
-        if template is None:
-            continue
-        # As for mounts: every placeholder probed as a plain name, so it cannot choose the root.
-        probe = "".join("x" if isinstance(part, Placeholder) else part for part in template.parts)
-        problem = node_path_problem(probe, shown=template.text)
-        if problem is not None:
-            r.error(element, sub, problem)
-            continue
-        out.append(template)
-    return tuple(out)
+    templates = (read_node(r, element, f"{field}[{i}]") for i, element in enumerate(src.elements()))
+    return tuple(template for template in templates if template is not None)
+
+
+def read_node(r: Reader, src: Src, field: str) -> Template | None:
+    """One device node path under /dev (a template), or None with the error added."""
+    template = r.template(src, field, non_empty=True)
+    if template is None:
+        return None
+    # As for mounts: every placeholder probed as a plain name, so it cannot choose the root.
+    probe = "".join("x" if isinstance(part, Placeholder) else part for part in template.parts)
+    problem = node_path_problem(probe, shown=template.text)
+    if problem is not None:
+        r.error(src, field, problem)
+        return None
+    return template
 
 
 def _read_path(r: Reader, src: Src, field: str, host: bool) -> Template | None:
