@@ -14,8 +14,6 @@ from discovery.rules.tree import quote
 
 
 @dataclass(frozen=True)
-
-
 class ConditionResult:
     """One condition of one rule, checked against one device (a line of ``explain``)."""
 
@@ -26,8 +24,6 @@ class ConditionResult:
 
 
 @dataclass(frozen=True)
-
-
 class RuleVerdict:
     """How one rule judged one device.
 

@@ -21,8 +21,6 @@ _EMPTY_ENV: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
-
-
 class Mount:
     """A rendered bind mount. Symlinks in ``host_path`` are resolved (and re-checked) at reservation."""
 
@@ -32,8 +30,6 @@ class Mount:
 
 
 @dataclass(frozen=True)
-
-
 class HealthCheck:
     """A rendered health check: argv to run, every ``interval`` seconds, killed after ``timeout``."""
 
@@ -43,8 +39,6 @@ class HealthCheck:
 
 
 @dataclass(frozen=True)
-
-
 class StatsCommand:
     """A rendered stats command: argv printing the device's readings, every ``interval`` s, killed after ``timeout``."""
 
@@ -55,8 +49,6 @@ class StatsCommand:
 
 
 @dataclass(frozen=True)
-
-
 class Match:
     """What the winning rule makes of one device: its group and everything a reservation needs.
 
