@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import select
-import time
 
 import pytest
 
@@ -17,7 +15,8 @@ from discovery.fake.testbed import (
 )
 from discovery.ids import stable_id
 from discovery.model import NodeDevice, UsbDevice
-from discovery.sources.udev import UdevEvent, UdevSource
+from discovery.sources.udev import UdevSource
+from udev_support import drain_until
 
 USB_FIXTURES = [name for name in list_fixtures()
                 if name not in ("raspberry-pi-hat", "pcie-serial-card", "v4l2-capture-card", "cros-fp")]
@@ -135,21 +134,6 @@ def test_device_at_reads_a_node_device_only_when_its_subsystem_is_listed(testbed
     assert [type(d).__name__ for d in both] == ["NodeDevice", "NoneType"]
 
 
-def _drain_until(source: UdevSource, done: object, timeout: float = 10.0) -> list[UdevEvent]:
-    """Events until ``done(events)`` holds or the deadline passes (never sleeps blindly)."""
-    events: list[UdevEvent] = []
-    poller = select.poll()
-    poller.register(source.fileno(), select.POLLIN)
-    deadline = time.monotonic() + timeout
-    while not done(events):  # type: ignore[operator]
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        if poller.poll(min(left, 1.0) * 1000):
-            events.extend(source.drain())
-    return events
-
-
 def test_monitor_passes_node_device_events_of_listed_subsystems(testbed: Testbed) -> None:
     """Hotplug of a board: add and remove of its node name the node device; USB events still name their usb_device."""
     source = UdevSource(node_subsystems={"misc"})
@@ -157,7 +141,7 @@ def test_monitor_passes_node_device_events_of_listed_subsystems(testbed: Testbed
     try:
         board = testbed.plug(make_cros_fp())
         ftdi = testbed.plug(make_ftdi())
-        events = _drain_until(source, lambda evs: any(e.usb_sys_path for e in evs) and
+        events = drain_until(source, lambda evs: any(e.usb_sys_path for e in evs) and
                               any(e.node_sys_path for e in evs))
         nodes = [(e.action, e.subsystem, e.device_sys_path) for e in events if e.node_sys_path]
         cros = nodes[0][2]
@@ -169,7 +153,7 @@ def test_monitor_passes_node_device_events_of_listed_subsystems(testbed: Testbed
         assert isinstance(device, NodeDevice) and device.device_node == "/dev/cros_fp"
 
         testbed.unplug(board)
-        gone = _drain_until(source, lambda evs: any(e.action == "remove" for e in evs))
+        gone = drain_until(source, lambda evs: any(e.action == "remove" for e in evs))
         assert [(e.action, e.device_sys_path) for e in gone if e.node_sys_path] == [("remove", cros)]
         assert source.device_at(cros) is None
     finally:
@@ -183,11 +167,11 @@ def test_monitor_filter_follows_set_node_subsystems(testbed: Testbed) -> None:
     try:
         board = testbed.plug(make_cros_fp())
         marker = testbed.plug(make_ftdi(port="1-3"))
-        events = _drain_until(source, lambda evs: any(e.usb_sys_path == marker.sys_path for e in evs))
+        events = drain_until(source, lambda evs: any(e.usb_sys_path == marker.sys_path for e in evs))
         assert [e for e in events if e.subsystem == "misc"] == []  # filtered out in the socket
         assert source.set_node_subsystems(frozenset({"misc"})) is True
         testbed.unplug(board)
-        events = _drain_until(source, lambda evs: any(e.node_sys_path for e in evs))
+        events = drain_until(source, lambda evs: any(e.node_sys_path for e in evs))
         assert [(e.action, e.subsystem, e.sys_path.rsplit("/", 1)[-1]) for e in events if e.node_sys_path] == \
             [("remove", "misc", "cros_fp")]
     finally:

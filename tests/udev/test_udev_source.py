@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from discovery.fake.testbed import Testbed, load_fixture, load_recording, make_f
 from discovery.fake.overflow import overflowed_in_place_of
 from discovery.sources.base import EventsLostError
 from discovery.sources.udev import UdevEvent, UdevSource
+from udev_support import drain_until
 
 PCI = "/sys/devices/pci0000:00/0000:00:14.0/usb1"
 
@@ -122,20 +122,8 @@ def test_udev_source_enumerates_all_fixtures_together_once_each(testbed: Testbed
 
 
 def _drain_until(source: UdevSource, count: int, timeout: float = 10.0) -> list[UdevEvent]:
-    """Collect events until ``count`` arrived or the deadline passed (never sleeps blindly)."""
-    import select
-
-    events: list[UdevEvent] = []
-    poller = select.poll()
-    poller.register(source.fileno(), select.POLLIN)
-    deadline = time.monotonic() + timeout
-    while len(events) < count:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        if poller.poll(min(left, 1.0) * 1000):
-            events.extend(source.drain())
-    return events
+    """Events until ``count`` arrived or the deadline passed."""
+    return drain_until(source, lambda events: len(events) >= count, timeout)
 
 
 def _actions(events: list[UdevEvent]) -> list[tuple[str, str, str]]:
