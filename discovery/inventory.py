@@ -27,7 +27,7 @@ from discovery.rules.ruleset import RuleSet
 from discovery.snapshot import DeviceState, Snapshot
 from discovery.nodes import NodeCheck, check_node
 from discovery.sources.base import SourceError
-from discovery.table import DeviceTable, rule_kinds
+from discovery.table import DeviceTable
 
 if TYPE_CHECKING:
     from discovery.sources.base import DeviceSource
@@ -88,8 +88,8 @@ class Inventory:
 
     def verdicts(self, entry: Entry[Device]) -> list[RuleVerdict]:
         """Every rule's verdict on ``entry``'s device, with its ID filled in for ``{id}``."""
-        if entry.device.kind not in rule_kinds(self.rules):
-            return []  # no rule is for this kind of device (see discovery.table.rules_match)
+        if all(rule.kind != entry.device.kind for rule in self.rules):
+            return []  # no rule is for this kind of device: no verdicts that only say "wrong kind"
         return self.rules.explain(entry.device, entry.id)
 
     def deciding_verdict(self, entry: Entry[Device]) -> RuleVerdict | None:

@@ -59,12 +59,10 @@ class DeviceTable:
         self._health: dict[str, HealthResult] = {}
         self._matches: dict[str, Match | None] = {}  # ID -> cached match for the current rules
         self._rules: RuleSet | None = None
-        self._rule_kinds: frozenset[str] = frozenset()
 
     # -- inputs ---------------------------------------------------------------------------
     def set_rules(self, rules: RuleSet) -> None:
         self._rules = rules
-        self._rule_kinds = rule_kinds(rules)
         self._matches.clear()
 
     def set_declared(self, devices: Iterable[DeclaredDevice], now: float) -> None:
@@ -212,7 +210,7 @@ class DeviceTable:
         if dev_id not in self._matches:
             hist = self._history[dev_id]
             try:
-                match = rules_match(self._rules, self._rule_kinds, hist.device, dev_id)
+                match = self._rules.match(hist.device, dev_id)
             except Exception:  # a matcher bug must cost one device, not the stream
                 log.exception("matching failed", extra={"device_id": dev_id})
                 match = None
@@ -291,18 +289,6 @@ class DeviceTable:
         if result is not None and not result.ok:
             return result.detail
         return ""
-
-
-def rule_kinds(rules: RuleSet) -> frozenset[str]:
-    """The kinds of device (``usb``, ``udev``, ``declared``) the rules have rules for; a rule without a kind is USB's."""
-    return frozenset(rule.kind for rule in rules)
-
-
-def rules_match(rules: RuleSet, kinds: frozenset[str], device: Device, dev_id: str) -> Match | None:
-    """The device's match; a device of a kind no rule is for matches nothing, without asking every rule."""
-    if device.kind not in kinds:
-        return None
-    return rules.match(device, dev_id)
 
 
 def same_unit(before: Device, after: Device) -> bool:
