@@ -35,8 +35,7 @@ from discovery.readings import Problem, ReadingsResult
 from discovery.readings_book import ReadingsBook
 from discovery.snapshot import Snapshot
 from discovery.model import Device, UsbDevice
-from discovery.rules.udev_conditions import NodeSubsystemCondition
-from discovery.sources.base import ALL_NODE_SUBSYSTEMS, DeviceSource, EventsLostError, NodeSubsystems, SourceError
+from discovery.sources.base import DeviceSource, EventsLostError, NodeSubsystems, SourceError
 from discovery.stats_command import run_stats_command
 from discovery.table import DeviceTable
 
@@ -57,26 +56,6 @@ RulesLoader = Callable[[], "RuleSet"]
 NodeSubsystemsOf = Callable[["RuleSet"], NodeSubsystems]
 
 
-def no_node_subsystems(rules: RuleSet) -> NodeSubsystems:
-    """USB devices only, whatever the rules say (tests that want the USB world alone)."""
-    return None
-
-
-def rules_node_subsystems(rules: RuleSet) -> NodeSubsystems:
-    """Which devices outside USB the rules need listed: none without a ``kind: udev`` rule; the
-    subsystems those rules name when each names some (``match: {subsystem: ...}``); else every
-    device with a node. Listing only what a rule can take keeps USB-only hosts as cheap as before."""
-    names: set[str] = set()
-    for rule in rules:
-        if rule.kind != "udev" or rule.ignore:
-            continue
-        named = [c.names for c in rule.conditions if isinstance(c, NodeSubsystemCondition)]
-        if not named:
-            return ALL_NODE_SUBSYSTEMS
-        names.update(*named)
-    return frozenset(names) if names else None
-
-
 class Discovery:
     """Owns the source, the rules and the device table; publishes Snapshots."""
 
@@ -92,10 +71,11 @@ class Discovery:
         wall: Callable[[], float] = time.time,
         health_workers: int = 4,
         id_store: IdStore | None = None,
-        node_subsystems: NodeSubsystemsOf = rules_node_subsystems,
+        node_subsystems: NodeSubsystemsOf | None = None,
     ) -> None:
         self._source = source
-        self._node_subsystems = node_subsystems  # asked at start and at every reload
+        # Asked at start and at every reload; by default the rules say (RuleSet.node_subsystems).
+        self._node_subsystems = node_subsystems or (lambda rules: rules.node_subsystems())
         self._id_store = id_store  # where the ID memory lives between runs; None: IDs are not remembered
         self._load_rules = load_rules
         self._rules_file = rules_file

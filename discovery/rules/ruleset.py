@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from discovery.model import Device
 from discovery.rules import warnings
@@ -17,6 +18,7 @@ from discovery.rules.explain import RuleVerdict, verdicts_for
 from discovery.rules.matching import Match, first_match
 from discovery.rules.model import Rule
 from discovery.rules.schema.rule import rule_conflicts
+from discovery.rules.udev_conditions import NodeSubsystemCondition
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,23 @@ class RuleSet:
 
     def __iter__(self) -> Iterator[Rule]:
         return iter(self.rules)
+
+    def node_subsystems(self) -> frozenset[str] | Literal["all"] | None:
+        """Which devices outside USB these rules can take, so a source lists those and no others.
+
+        None without a ``kind: udev`` rule; the subsystems those rules name when each names some
+        (``match: {subsystem: ...}``); else ``"all"``, every device with a node (the sources'
+        ``ALL_NODE_SUBSYSTEMS``). Listing only what a rule can take keeps USB-only hosts as cheap as before.
+        """
+        names: set[str] = set()
+        for rule in self.rules:
+            if rule.kind != "udev" or rule.ignore:
+                continue
+            named = [c.names for c in rule.conditions if isinstance(c, NodeSubsystemCondition)]
+            if not named:
+                return "all"
+            names.update(*named)
+        return frozenset(names) if names else None
 
     def match(self, device: Device, device_id: str | None = None) -> Match | None:
         """The device's Match under the first rule that takes it; None if none does or it is ignored."""

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from discovery.model import Device, UsbDevice
 from discovery.sources.base import ALL_NODE_SUBSYSTEMS
-from discovery.watcher import rules_node_subsystems
 from plugin.cli.context import EXIT_OK, Context
 from plugin.cli.declared import declared_json
 from plugin.cli.declared import list_lines as declared_list_lines
@@ -65,7 +64,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     rules = ctx.load_rules(path)
     # Without --all: what the plugin would look at, USB devices and those of the subsystems the
     # kind: udev rules name; with it, every device with a node and the declared devices.
-    wanted = ALL_NODE_SUBSYSTEMS if every else rules_node_subsystems(rules)
+    wanted = ALL_NODE_SUBSYSTEMS if every else rules.node_subsystems()
     inventory = ctx.inventory(rules, wanted, check_declared=every)
     usb = sorted(inventory.entries, key=lambda e: natural_key(e.device.sys_path))
     entries = [*usb, *sorted(inventory.others, key=lambda e: natural_key(e.device.sys_path))]

@@ -16,7 +16,6 @@ from discovery.rules.errors import RuleIssue, RulesError
 from discovery.rules.loader import load_rules
 from discovery.rules.ruleset import RuleSet
 from discovery.rules.trust import ROOT_UID, refuse, untrusted_reasons
-from discovery.watcher import rules_node_subsystems
 from plugin.cli.context import EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_OK, CliError, Context
 
 
@@ -36,7 +35,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         warnings = rules.static_warnings()
     else:
         try:
-            inventory = ctx.inventory(rules, rules_node_subsystems(rules))  # what the plugin would see
+            inventory = ctx.inventory(rules, rules.node_subsystems())  # what the plugin would see
         except CliError as exc:
             if exc.code != EXIT_ENVIRONMENT:
                 raise

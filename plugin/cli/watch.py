@@ -32,7 +32,6 @@ from discovery.filewatch import FileWatch
 from discovery.inventory import Entry, Inventory
 from discovery.model import Device, UsbDevice
 from discovery.sources.base import ALL_NODE_SUBSYSTEMS
-from discovery.watcher import rules_node_subsystems
 from discovery.rules.loader import load_rules
 from discovery.rules.ruleset import RuleSet
 from discovery.snapshot import Snapshot
@@ -95,7 +94,7 @@ class _Watcher:
         self.clock = clock
         self.every = every
         # What the plugin would look at (USB, and the subsystems the kind: udev rules name); --all: every node.
-        self.source = UdevSource(node_subsystems=ALL_NODE_SUBSYSTEMS if every else rules_node_subsystems(rules))
+        self.source = UdevSource(node_subsystems=ALL_NODE_SUBSYSTEMS if every else rules.node_subsystems())
         self.table = DeviceTable(unplugged_grace=0.0)
         self.files: FileWatch | None = None
         self.version = 0
@@ -199,7 +198,7 @@ class _Watcher:
             return
         self.rules = rules
         self.table.set_rules(rules)
-        if not self.every and self.source.set_node_subsystems(rules_node_subsystems(rules)):
+        if not self.every and self.source.set_node_subsystems(rules.node_subsystems()):
             self.table.replace_all(self.source.enumerate(), self.clock())  # a rule names a new subsystem
         snapshot = self._snapshot()
         count = len(rules.rules)
