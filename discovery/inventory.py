@@ -144,7 +144,8 @@ def take_inventory(
 
 
 def _check_declared(table: DeviceTable) -> None:
-    checks = [(i, m.health) for i, m in table.health_checks() if m.health is not None and i in dict(table.declared())]
+    declared = {dev_id for dev_id, _ in table.declared()}
+    checks = [(i, m.health) for i, m in table.health_checks() if m.health is not None and i in declared]
     if not checks:
         return
     with ThreadPoolExecutor(max_workers=min(8, len(checks))) as pool:
