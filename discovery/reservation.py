@@ -90,11 +90,12 @@ def resolve_node(path: str, realpath: Callable[[str], str] = os.path.realpath) -
     return resolved
 
 
-def resolve_declared_node(path: str, realpath: Callable[[str], str] = os.path.realpath) -> str:
-    """A declared device's node: like :func:`resolve_node`, but only under /dev (it names no sysfs device)."""
+def resolve_dev_node(path: str, realpath: Callable[[str], str] = os.path.realpath) -> str:
+    """A node a rule or a declared device names: like :func:`resolve_node`, but only under /dev (a path
+    someone wrote is a device node, never a sysfs file)."""
     resolved = realpath(path)
     if not resolved.startswith("/dev/"):
-        raise DeviceUnavailableError(f"{path} resolves to {resolved}, outside /dev")
+        raise DeviceUnavailableError(f"node {path} resolves to {resolved}, outside /dev")
     return resolve_node(resolved, realpath)
 
 
@@ -141,7 +142,7 @@ def plan_reservation(
         own_node = ""
         if isinstance(device, DeclaredDevice):
             for path in dict.fromkeys(device.nodes):
-                node = resolve_declared_node(path, realpath)
+                node = resolve_dev_node(path, realpath)
                 _add_node(devices, seen_nodes, node, match.permissions)
                 own_node = own_node or node
         elif device.device_node:
@@ -154,9 +155,7 @@ def plan_reservation(
             child_node = child_node or node
         extra_node = ""
         for path in match.nodes:
-            if not realpath(path).startswith("/dev/"):  # a rule's nodes are device nodes: /sys is no place for them
-                raise DeviceUnavailableError(f"node {path} resolves to {realpath(path)}, outside /dev")
-            node = resolve_node(path, realpath)
+            node = resolve_dev_node(path, realpath)
             _add_node(devices, seen_nodes, node, match.permissions)
             extra_node = extra_node or node
         if device.kind == "usb":
