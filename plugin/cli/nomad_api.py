@@ -37,8 +37,13 @@ class NomadApiError(Exception):
     """The agent could not be asked, or it refused or gave no usable answer; the message says which."""
 
 
-def _truthy(text: str | None) -> bool:
-    return (text or "").strip().lower() in ("1", "t", "true", "yes")  # Go's strconv.ParseBool, roughly
+# What Go's strconv.ParseBool reads as true: the nomad CLI skips verification for these spellings
+# only ("yes", "on", " 1" or "tRUE" leave it on there, so they must here too).
+GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+
+
+def _go_true(text: str | None) -> bool:
+    return text in GO_TRUE
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class AgentSettings:
             ca_path=get("NOMAD_CAPATH"),
             client_cert=get("NOMAD_CLIENT_CERT"),
             client_key=get("NOMAD_CLIENT_KEY"),
-            skip_verify=_truthy(environ.get("NOMAD_SKIP_VERIFY")),
+            skip_verify=_go_true(environ.get("NOMAD_SKIP_VERIFY")),
             tls_server_name=get("NOMAD_TLS_SERVER_NAME"),
         )
 

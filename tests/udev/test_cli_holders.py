@@ -236,3 +236,27 @@ def test_holders_over_tls_verify_with_nomad_cacert(world: Testbed, certificate: 
         assert error(NOMAD_SKIP_VERIFY="1") is None
     finally:
         served.close()
+
+
+@pytest.mark.parametrize(("spelling", "skipped"), [
+    ("1", True), ("t", True), ("True", True), ("TRUE", True),
+    ("yes", False), ("on", False), ("tRUE", False), (" 1", False), ("0", False), ("false", False),
+])
+def test_holders_skip_verify_only_for_what_go_reads_as_true(
+        world: Testbed, certificate: tuple[Path, Path], spelling: str, skipped: bool) -> None:
+    """NOMAD_SKIP_VERIFY turns verification off only for the spellings Go's strconv.ParseBool takes as true,
+    as in the nomad CLI: any other value leaves the certificate checked."""
+    cert, key = certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    served = FakeAgent(tls=context)
+    try:
+        run = run_cli("list", "--rules", RULES, "--json",
+                      environ={"NOMAD_ADDR": served.address, "NOMAD_SKIP_VERIFY": spelling})
+    finally:
+        served.close()
+    error = json.loads(run.out)["nomad"]["error"]
+    if skipped:
+        assert error is None
+    else:
+        assert error is not None and "certificate verify failed: self-signed certificate" in error
