@@ -238,6 +238,69 @@ def test_holders_over_tls_verify_with_nomad_cacert(world: Testbed, certificate: 
         served.close()
 
 
+def test_holders_send_nomad_region_and_namespace(world: Testbed, agent: FakeAgent) -> None:
+    """NOMAD_REGION and NOMAD_NAMESPACE go out as the nomad CLI sends them: query parameters of every request."""
+    run = run_cli("list", "--rules", RULES, "--json",
+                  environ={"NOMAD_ADDR": agent.address, "NOMAD_REGION": "eu-west", "NOMAD_NAMESPACE": "qa"})
+    assert json.loads(run.out)["nomad"]["error"] is None
+    assert [path for path, _ in agent.requests] == [
+        "/v1/agent/self?region=eu-west&namespace=qa", f"/v1/node/{NODE_ID}/allocations?region=eu-west&namespace=qa"]
+
+
+@pytest.fixture(scope="module")
+def agent_pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A CA, an agent certificate naming only client.global.nomad (no IP, as Nomad's own), and a client's."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (Debian package openssl)")
+    folder = tmp_path_factory.mktemp("pki")
+    files = {name: folder / f"{name}.pem" for name in ("ca", "ca-key", "agent", "agent-key", "cli", "cli-key")}
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test nomad CA",
+            "-keyout", str(files["ca-key"]), "-out", str(files["ca"]))
+    for name, subject, extension in (("agent", "/CN=client.global.nomad", "subjectAltName=DNS:client.global.nomad"),
+                                     ("cli", "/CN=cli.global.nomad", "extendedKeyUsage=clientAuth")):
+        request = folder / f"{name}.csr"
+        (folder / f"{name}.ext").write_text(extension + "\n")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", str(files[f"{name}-key"]),
+                "-out", str(request))
+        openssl("x509", "-req", "-in", str(request), "-CA", str(files["ca"]), "-CAkey", str(files["ca-key"]),
+                "-CAcreateserial", "-days", "2", "-extfile", str(folder / f"{name}.ext"), "-out", str(files[name]))
+    return files
+
+
+def test_holders_over_mutual_tls_with_server_name_and_client_certificate(
+        world: Testbed, agent_pki: dict[str, Path]) -> None:
+    """An agent whose certificate names no IP and that verifies clients: NOMAD_TLS_SERVER_NAME and
+    NOMAD_CLIENT_CERT/NOMAD_CLIENT_KEY make it answer, and without either it does not."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(agent_pki["agent"], agent_pki["agent-key"])
+    context.verify_mode = ssl.CERT_REQUIRED  # tls { verify_https_client = true }
+    context.load_verify_locations(agent_pki["ca"])
+    served = FakeAgent(tls=context)
+    try:
+        def error(**env: str) -> str | None:
+            run = run_cli("list", "--rules", RULES, "--json",
+                          environ={"NOMAD_ADDR": served.address, "NOMAD_CACERT": str(agent_pki["ca"]), **env})
+            assert (run.code, run.err) == (0, "")
+            return json.loads(run.out)["nomad"]["error"]
+
+        no_name = error()
+        assert no_name is not None and "not valid for '127.0.0.1'" in no_name and "NOMAD_TLS_SERVER_NAME" in no_name
+        # Refused without a client certificate. (Under TLS 1.3 the agent's alert saying why may or may not
+        # arrive before it hangs up, so only the refusal is certain, not the hint that quotes the alert.)
+        assert error(NOMAD_TLS_SERVER_NAME="client.global.nomad") is not None
+        assert error(NOMAD_TLS_SERVER_NAME="client.global.nomad", NOMAD_CLIENT_CERT=str(agent_pki["cli"]),
+                     NOMAD_CLIENT_KEY=str(agent_pki["cli-key"])) is None
+        wrong = error(NOMAD_TLS_SERVER_NAME="server.global.nomad", NOMAD_CLIENT_CERT=str(agent_pki["cli"]),
+                      NOMAD_CLIENT_KEY=str(agent_pki["cli-key"]))
+        assert wrong is not None and "not valid for 'server.global.nomad'" in wrong
+    finally:
+        served.close()
+
+
 @pytest.mark.parametrize(("spelling", "skipped"), [
     ("1", True), ("t", True), ("True", True), ("TRUE", True),
     ("yes", False), ("on", False), ("tRUE", False), (" 1", False), ("0", False), ("false", False),
