@@ -50,7 +50,8 @@ class FakeAgent:
     """A Nomad agent's HTTP API on 127.0.0.1, just the parts the CLI reads; records what it was asked."""
 
     def __init__(self, *, token: str = "", client: bool = True, body: bytes | None = None,
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None, allocations: list[Any] | None = None,
+                 self_answer: Any = None) -> None:
         self.requests: list[tuple[str, str | None]] = []
         agent = self
 
@@ -63,9 +64,10 @@ class FakeAgent:
                     self._send(200, body, "text/html")
                 elif self.path.split("?")[0] == "/v1/agent/self":
                     stats = {"client": {"node_id": NODE_ID}} if client else {"nomad": {"leader": "true"}}
-                    self._send(200, json.dumps({"config": {"NodeName": "rack1-client3"}, "stats": stats}).encode())
+                    answer = {"config": {"NodeName": "rack1-client3"}, "stats": stats}
+                    self._send(200, json.dumps(answer if self_answer is None else self_answer).encode())
                 elif self.path.split("?")[0] == f"/v1/node/{NODE_ID}/allocations":
-                    self._send(200, json.dumps(ALLOCATIONS).encode())
+                    self._send(200, json.dumps(ALLOCATIONS if allocations is None else allocations).encode())
                 else:
                     self._send(404, b"Invalid URL", "text/plain")
 
@@ -180,6 +182,36 @@ def test_holders_unknown_when_the_agent_cannot_say(world: Testbed, agent_kwargs:
     assert run.code == 0 and message in document["nomad"]["error"]
     assert all(d["allocations"] is None for d in document["devices"])
 
+
+
+def odd(**fields: Any) -> dict[str, Any]:
+    """A live allocation with some of its fields in shapes Nomad never sends."""
+    return {"ID": "0ddba11-0000", "JobID": "odd", "TaskGroup": "g", "ClientStatus": "running", **fields}
+
+
+@pytest.mark.parametrize("answers", [
+    pytest.param({"allocations": [*ALLOCATIONS, odd(AllocatedResources="x"), odd(AllocatedResources={"Tasks": [1]}),
+                                  odd(AllocatedResources={"Tasks": {"t": {"Devices": [None, "d"]}}}),
+                                  odd(AllocatedResources={"Tasks": {"t": {"Devices": [{"DeviceIDs": FTDI}]}}}),
+                                  odd(AllocatedResources={"Tasks": {"t": "x"}}), 7, None]}, id="odd-allocations"),
+    pytest.param({"self_answer": {"config": [], "stats": {"client": {"node_id": NODE_ID}}}}, id="odd-config"),
+    pytest.param({"self_answer": {"stats": "client"}}, id="odd-stats"),
+    pytest.param({"self_answer": [1, 2]}, id="self-a-list"),
+])
+def test_holders_skip_shapes_nomad_never_sends(world: Testbed, answers: dict[str, Any]) -> None:
+    """JSON in shapes Nomad never sends is skipped (or said to be no client), never a traceback; exit 0."""
+    served = FakeAgent(**answers)
+    try:
+        run = run_cli("list", "--rules", RULES, "--json", environ={"NOMAD_ADDR": served.address})
+    finally:
+        served.close()
+    assert (run.code, run.err) == (0, "")
+    document = json.loads(run.out)
+    if "allocations" in answers or "config" in answers.get("self_answer", {}):
+        assert document["nomad"]["error"] is None
+        assert [h["job"] for h in devices_of(run.out)[FTDI]["allocations"]] == ["flash-board"]  # a string is no ID list
+    else:
+        assert "runs no client" in document["nomad"]["error"]
 
 def test_holders_without_an_agent_exit_0_without_a_traceback(world: Testbed) -> None:
     """No agent listening: the devices are listed, one line says so, nothing goes to stderr."""
