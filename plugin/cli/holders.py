@@ -79,11 +79,11 @@ def find_holders(environ: Mapping[str, str]) -> Holders:
     try:
         api = AgentApi(settings)
         me = api.get("/v1/agent/self")
-        client = ((me.get("stats") or {}).get("client") or {}) if isinstance(me, dict) else {}
+        client = _mapping(_mapping(_mapping(me).get("stats")).get("client"))
         node_id = client.get("node_id")
         if not isinstance(node_id, str) or not node_id:
             return Holders(settings.address, error=f"the Nomad agent at {settings.address} runs no client")
-        node_name = ((me.get("config") or {}).get("NodeName") or None) if isinstance(me, dict) else None
+        node_name = _mapping(_mapping(me).get("config")).get("NodeName") or None
         allocations = api.get(f"/v1/node/{node_id}/allocations")
     except NomadApiError as exc:
         return Holders(settings.address, error=str(exc))
@@ -98,9 +98,11 @@ def holders_by_device(allocations: list[Any]) -> dict[str, tuple[Holder, ...]]:
     for alloc in allocations:
         if not isinstance(alloc, dict) or alloc.get("ClientStatus") not in LIVE_CLIENT_STATES:
             continue
-        tasks = (alloc.get("AllocatedResources") or {}).get("Tasks") or {}
+        tasks = _mapping(_mapping(alloc.get("AllocatedResources")).get("Tasks"))
         for task_name, task in sorted(tasks.items()):
-            for device in (task or {}).get("Devices") or []:
+            for device in _sequence(_mapping(task).get("Devices")):
+                if not isinstance(device, dict):
+                    continue
                 holder = Holder(
                     alloc_id=str(alloc.get("ID", "")),
                     job=str(alloc.get("JobID", "")),
@@ -110,6 +112,15 @@ def holders_by_device(allocations: list[Any]) -> dict[str, tuple[Holder, ...]]:
                     client_status=str(alloc.get("ClientStatus")),
                     desired_status=str(alloc.get("DesiredStatus") or "run"),
                 )
-                for device_id in device.get("DeviceIDs") or []:
+                for device_id in _sequence(device.get("DeviceIDs")):
                     found.setdefault(str(device_id), []).append(holder)
     return {device_id: tuple(holders) for device_id, holders in found.items()}
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A JSON object, or an empty one for anything else: a shape Nomad never sends is skipped, not a traceback."""
+    return value if isinstance(value, dict) else {}
+
+
+def _sequence(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []

@@ -37,8 +37,13 @@ class NomadApiError(Exception):
     """The agent could not be asked, or it refused or gave no usable answer; the message says which."""
 
 
-def _truthy(text: str | None) -> bool:
-    return (text or "").strip().lower() in ("1", "t", "true", "yes")  # Go's strconv.ParseBool, roughly
+# What Go's strconv.ParseBool reads as true: the nomad CLI skips verification for these spellings
+# only ("yes", "on", " 1" or "tRUE" leave it on there, so they must here too).
+GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+
+
+def _go_true(text: str | None) -> bool:
+    return text in GO_TRUE
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class AgentSettings:
             ca_path=get("NOMAD_CAPATH"),
             client_cert=get("NOMAD_CLIENT_CERT"),
             client_key=get("NOMAD_CLIENT_KEY"),
-            skip_verify=_truthy(environ.get("NOMAD_SKIP_VERIFY")),
+            skip_verify=_go_true(environ.get("NOMAD_SKIP_VERIFY")),
             tls_server_name=get("NOMAD_TLS_SERVER_NAME"),
         )
 
@@ -159,10 +164,20 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+# OpenSSL's verify codes for a certificate that is good but names another host or IP address.
+_NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+
+
 def _tls_why(error: ssl.SSLError) -> str:
+    """The TLS failure in a line, with the variable that most likely answers it."""
     if isinstance(error, ssl.SSLCertVerificationError):
-        return f"certificate verify failed: {error.verify_message} (set NOMAD_CACERT, or NOMAD_SKIP_VERIFY=1)"
-    return str(error.reason or error)
+        hint = ("set NOMAD_TLS_SERVER_NAME to a name in it, e.g. client.global.nomad"
+                if error.verify_code in _NAME_MISMATCH else "set NOMAD_CACERT, or NOMAD_SKIP_VERIFY=1")
+        return f"certificate verify failed: {error.verify_message} ({hint})"
+    reason = str(error.reason or error)
+    if "CERTIFICATE_REQUIRED" in reason:  # the agent verifies clients (tls.verify_https_client)
+        return f"the agent asks for a client certificate: set NOMAD_CLIENT_CERT and NOMAD_CLIENT_KEY ({reason})"
+    return reason
 
 
 def _why(reason: Any) -> str:

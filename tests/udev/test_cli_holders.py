@@ -50,7 +50,8 @@ class FakeAgent:
     """A Nomad agent's HTTP API on 127.0.0.1, just the parts the CLI reads; records what it was asked."""
 
     def __init__(self, *, token: str = "", client: bool = True, body: bytes | None = None,
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None, allocations: list[Any] | None = None,
+                 self_answer: Any = None) -> None:
         self.requests: list[tuple[str, str | None]] = []
         agent = self
 
@@ -63,9 +64,10 @@ class FakeAgent:
                     self._send(200, body, "text/html")
                 elif self.path.split("?")[0] == "/v1/agent/self":
                     stats = {"client": {"node_id": NODE_ID}} if client else {"nomad": {"leader": "true"}}
-                    self._send(200, json.dumps({"config": {"NodeName": "rack1-client3"}, "stats": stats}).encode())
+                    answer = {"config": {"NodeName": "rack1-client3"}, "stats": stats}
+                    self._send(200, json.dumps(answer if self_answer is None else self_answer).encode())
                 elif self.path.split("?")[0] == f"/v1/node/{NODE_ID}/allocations":
-                    self._send(200, json.dumps(ALLOCATIONS).encode())
+                    self._send(200, json.dumps(ALLOCATIONS if allocations is None else allocations).encode())
                 else:
                     self._send(404, b"Invalid URL", "text/plain")
 
@@ -181,6 +183,36 @@ def test_holders_unknown_when_the_agent_cannot_say(world: Testbed, agent_kwargs:
     assert all(d["allocations"] is None for d in document["devices"])
 
 
+
+def odd(**fields: Any) -> dict[str, Any]:
+    """A live allocation with some of its fields in shapes Nomad never sends."""
+    return {"ID": "0ddba11-0000", "JobID": "odd", "TaskGroup": "g", "ClientStatus": "running", **fields}
+
+
+@pytest.mark.parametrize("answers", [
+    pytest.param({"allocations": [*ALLOCATIONS, odd(AllocatedResources="x"), odd(AllocatedResources={"Tasks": [1]}),
+                                  odd(AllocatedResources={"Tasks": {"t": {"Devices": [None, "d"]}}}),
+                                  odd(AllocatedResources={"Tasks": {"t": {"Devices": [{"DeviceIDs": FTDI}]}}}),
+                                  odd(AllocatedResources={"Tasks": {"t": "x"}}), 7, None]}, id="odd-allocations"),
+    pytest.param({"self_answer": {"config": [], "stats": {"client": {"node_id": NODE_ID}}}}, id="odd-config"),
+    pytest.param({"self_answer": {"stats": "client"}}, id="odd-stats"),
+    pytest.param({"self_answer": [1, 2]}, id="self-a-list"),
+])
+def test_holders_skip_shapes_nomad_never_sends(world: Testbed, answers: dict[str, Any]) -> None:
+    """JSON in shapes Nomad never sends is skipped (or said to be no client), never a traceback; exit 0."""
+    served = FakeAgent(**answers)
+    try:
+        run = run_cli("list", "--rules", RULES, "--json", environ={"NOMAD_ADDR": served.address})
+    finally:
+        served.close()
+    assert (run.code, run.err) == (0, "")
+    document = json.loads(run.out)
+    if "allocations" in answers or "config" in answers.get("self_answer", {}):
+        assert document["nomad"]["error"] is None
+        assert [h["job"] for h in devices_of(run.out)[FTDI]["allocations"]] == ["flash-board"]  # a string is no ID list
+    else:
+        assert "runs no client" in document["nomad"]["error"]
+
 def test_holders_without_an_agent_exit_0_without_a_traceback(world: Testbed) -> None:
     """No agent listening: the devices are listed, one line says so, nothing goes to stderr."""
     run = run_cli("list", "--rules", RULES)  # NOMAD_ADDR: cli_support's port with nothing behind it
@@ -236,3 +268,90 @@ def test_holders_over_tls_verify_with_nomad_cacert(world: Testbed, certificate: 
         assert error(NOMAD_SKIP_VERIFY="1") is None
     finally:
         served.close()
+
+
+def test_holders_send_nomad_region_and_namespace(world: Testbed, agent: FakeAgent) -> None:
+    """NOMAD_REGION and NOMAD_NAMESPACE go out as the nomad CLI sends them: query parameters of every request."""
+    run = run_cli("list", "--rules", RULES, "--json",
+                  environ={"NOMAD_ADDR": agent.address, "NOMAD_REGION": "eu-west", "NOMAD_NAMESPACE": "qa"})
+    assert json.loads(run.out)["nomad"]["error"] is None
+    assert [path for path, _ in agent.requests] == [
+        "/v1/agent/self?region=eu-west&namespace=qa", f"/v1/node/{NODE_ID}/allocations?region=eu-west&namespace=qa"]
+
+
+@pytest.fixture(scope="module")
+def agent_pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A CA, an agent certificate naming only client.global.nomad (no IP, as Nomad's own), and a client's."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed (Debian package openssl)")
+    folder = tmp_path_factory.mktemp("pki")
+    files = {name: folder / f"{name}.pem" for name in ("ca", "ca-key", "agent", "agent-key", "cli", "cli-key")}
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test nomad CA",
+            "-keyout", str(files["ca-key"]), "-out", str(files["ca"]))
+    for name, subject, extension in (("agent", "/CN=client.global.nomad", "subjectAltName=DNS:client.global.nomad"),
+                                     ("cli", "/CN=cli.global.nomad", "extendedKeyUsage=clientAuth")):
+        request = folder / f"{name}.csr"
+        (folder / f"{name}.ext").write_text(extension + "\n")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", str(files[f"{name}-key"]),
+                "-out", str(request))
+        openssl("x509", "-req", "-in", str(request), "-CA", str(files["ca"]), "-CAkey", str(files["ca-key"]),
+                "-CAcreateserial", "-days", "2", "-extfile", str(folder / f"{name}.ext"), "-out", str(files[name]))
+    return files
+
+
+def test_holders_over_mutual_tls_with_server_name_and_client_certificate(
+        world: Testbed, agent_pki: dict[str, Path]) -> None:
+    """An agent whose certificate names no IP and that verifies clients: NOMAD_TLS_SERVER_NAME and
+    NOMAD_CLIENT_CERT/NOMAD_CLIENT_KEY make it answer, and without either it does not."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(agent_pki["agent"], agent_pki["agent-key"])
+    context.verify_mode = ssl.CERT_REQUIRED  # tls { verify_https_client = true }
+    context.load_verify_locations(agent_pki["ca"])
+    served = FakeAgent(tls=context)
+    try:
+        def error(**env: str) -> str | None:
+            run = run_cli("list", "--rules", RULES, "--json",
+                          environ={"NOMAD_ADDR": served.address, "NOMAD_CACERT": str(agent_pki["ca"]), **env})
+            assert (run.code, run.err) == (0, "")
+            return json.loads(run.out)["nomad"]["error"]
+
+        no_name = error()
+        assert no_name is not None and "not valid for '127.0.0.1'" in no_name and "NOMAD_TLS_SERVER_NAME" in no_name
+        # Refused without a client certificate. (Under TLS 1.3 the agent's alert saying why may or may not
+        # arrive before it hangs up, so only the refusal is certain, not the hint that quotes the alert.)
+        assert error(NOMAD_TLS_SERVER_NAME="client.global.nomad") is not None
+        assert error(NOMAD_TLS_SERVER_NAME="client.global.nomad", NOMAD_CLIENT_CERT=str(agent_pki["cli"]),
+                     NOMAD_CLIENT_KEY=str(agent_pki["cli-key"])) is None
+        wrong = error(NOMAD_TLS_SERVER_NAME="server.global.nomad", NOMAD_CLIENT_CERT=str(agent_pki["cli"]),
+                      NOMAD_CLIENT_KEY=str(agent_pki["cli-key"]))
+        assert wrong is not None and "not valid for 'server.global.nomad'" in wrong
+    finally:
+        served.close()
+
+
+@pytest.mark.parametrize(("spelling", "skipped"), [
+    ("1", True), ("t", True), ("True", True), ("TRUE", True),
+    ("yes", False), ("on", False), ("tRUE", False), (" 1", False), ("0", False), ("false", False),
+])
+def test_holders_skip_verify_only_for_what_go_reads_as_true(
+        world: Testbed, certificate: tuple[Path, Path], spelling: str, skipped: bool) -> None:
+    """NOMAD_SKIP_VERIFY turns verification off only for the spellings Go's strconv.ParseBool takes as true,
+    as in the nomad CLI: any other value leaves the certificate checked."""
+    cert, key = certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    served = FakeAgent(tls=context)
+    try:
+        run = run_cli("list", "--rules", RULES, "--json",
+                      environ={"NOMAD_ADDR": served.address, "NOMAD_SKIP_VERIFY": spelling})
+    finally:
+        served.close()
+    error = json.loads(run.out)["nomad"]["error"]
+    if skipped:
+        assert error is None
+    else:
+        assert error is not None and "certificate verify failed: self-signed certificate" in error
