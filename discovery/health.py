@@ -7,6 +7,7 @@ see the plugin exit) and a timeout can kill the whole process group.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 _STDERR_LIMIT = 4096
+STARTS_WAIT_S = 0.25  # how long kill_all waits for checks being started (see RunningChecks)
 
 
 @dataclass(frozen=True)
@@ -51,36 +53,71 @@ class RunningChecks:
     """The process groups of the checks running now, so that none outlives its owner (``kill_all`` at stop).
 
     A check runs in a session of its own, so the plugin's exit does not take it along: without this,
-    a check that hangs kept running after the plugin stopped.
+    a check that hangs kept running after the plugin stopped. A check being started when its owner
+    stops is the narrow case: its process exists (forked) before its PID is known, and the plugin
+    exits a few milliseconds after stop, so ``kill_all`` waits for starts under way to end (each
+    kills its own process once it has one), and no check starts after it.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._groups: set[int] = set()
+        self._starting = 0  # starts announced by ``starting`` whose ``started`` has not come yet
         self._closed = False
 
-    def add(self, pid: int) -> bool:
-        """Track ``pid``'s group; False once ``kill_all`` ran (the caller kills it itself)."""
-        with self._lock:
-            if not self._closed:
+    @property
+    def closed(self) -> bool:
+        """True once ``kill_all`` began: no check starts from then on."""
+        with self._cond:
+            return self._closed
+
+    def starting(self) -> None:
+        """A check is about to be started; ``started`` must follow, with its PID or None if it did not start.
+
+        OSError (ECANCELED) once ``kill_all`` began: the owner is stopping, nothing new starts.
+        """
+        with self._cond:
+            if self._closed:
+                raise OSError(errno.ECANCELED, "not started, the plugin is stopping")
+            self._starting += 1
+
+    def started(self, pid: int | None) -> None:
+        """The start announced by ``starting`` is over: track ``pid``'s group, or kill it once ``kill_all`` ran."""
+        with self._cond:
+            late = self._closed
+            if pid is not None and not late:
                 self._groups.add(pid)
-            return not self._closed
+        try:
+            if pid is not None and late:
+                _kill_group_of(pid)  # the owner stopped while this one was starting
+        finally:
+            with self._cond:
+                self._starting -= 1
+                self._cond.notify_all()
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._cond:
             return len(self._groups)
 
     def discard(self, pid: int) -> None:
-        with self._lock:
+        with self._cond:
             self._groups.discard(pid)
 
-    def kill_all(self) -> int:
-        """Kill every running check's process group, and any started from now on; how many were running."""
-        with self._lock:
+    def kill_all(self, starts_wait_s: float = STARTS_WAIT_S) -> int:
+        """Kill every running check's process group and refuse new ones; how many were running.
+
+        Returns once the starts under way have ended (each kills its own process), or after
+        ``starts_wait_s`` (a start takes milliseconds; the plugin's whole stop has half a second).
+        """
+        with self._cond:
             self._closed = True
             groups, self._groups = self._groups, set()
         for pid in groups:
             _kill_group_of(pid)
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._starting == 0, starts_wait_s):
+                log.warning("a command was still starting when its owner stopped; it may outlive the plugin",
+                            extra={"starting": self._starting, "waited_s": starts_wait_s})
         return len(groups)
 
 
@@ -131,13 +168,23 @@ def start_isolated(
     Its own session, so a timeout can kill its whole process group; ``running`` tracks it so its
     owner can kill it at stop (the caller discards it when it ends). OSError when it cannot start.
     """
-    proc = subprocess.Popen(
+    if running is None:
+        return _popen_isolated(argv, stdout=stdout, stderr=stderr, env=env)
+    running.starting()
+    pid = None
+    try:
+        proc = _popen_isolated(argv, stdout=stdout, stderr=stderr, env=env)
+        pid = proc.pid
+    finally:
+        running.started(pid)  # tracked, or killed if the owner stopped meanwhile
+    return proc
+
+
+def _popen_isolated(argv: Sequence[str], *, stdout: Any, stderr: Any, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         list(argv), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, close_fds=True,
         start_new_session=True, env=env,
     )
-    if running is not None and not running.add(proc.pid):
-        kill_group(proc)  # the owner stopped while this one was starting
-    return proc
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -376,8 +376,8 @@ class Discovery:
             self._source_failures = 0
         self._table.expire(wall)
         self._commands_stale = True
+        self._save_ids()  # on disk before any client can see (and reserve) a new ID: a kill cannot lose it
         self._publish()
-        self._save_ids()
 
     def _retry_source(self, what: str, exc: Exception, **context: str) -> None:
         """The source said no (an expected condition, so no traceback): keep the devices, try again soon.
@@ -396,7 +396,10 @@ class Discovery:
         self._retry_at = self._clock() + delay
 
     def _save_ids(self) -> None:
-        """Write the ID memory when a device got an ID it did not have before (a few times a day, not per event)."""
+        """Write the ID memory when a device got an ID it did not have before (a few times a day, not per event).
+
+        Called before the snapshot with the new IDs is published, so an ID Nomad has seen is always on disk.
+        """
         memory = self._table.memory
         if self._id_store is not None and memory is not None and memory.changed:
             self._id_store.save(memory)

@@ -7,6 +7,7 @@ README's reliability section quotes them).
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import sys
@@ -29,7 +30,9 @@ from proto import device_pb2
 WAIT_S = 15.0  # a step here takes well under a second; retries after injected faults add at most 1 + 2 s
 TESTS = Path(__file__).resolve().parent
 FAULTY_ARGV = [sys.executable, str(TESTS / "plugin_with_faults.py")]
-HANG_MARKER = "0.000731"  # `sleep 3600 0.000731`: a hanging check this test can find in /proc
+# `sleep 3600 0.000<pid>1`: a hanging check this run can find in /proc. The pytest process's PID makes it
+# this run's own, so a check of another run on the machine (or one an interrupted run left) is not counted.
+HANG_MARKER = f"0.000{os.getpid()}1"
 
 RULES = """\
 rules:

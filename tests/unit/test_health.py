@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
 import threading
 import time
+
+import pytest
 
 from discovery.health import HealthResult, RunningChecks, run_check
 
@@ -50,7 +54,7 @@ def test_run_check_judges_exit_not_a_background_child() -> None:
 
 
 def test_running_checks_are_killed_when_their_owner_stops() -> None:
-    """kill_all ends a check still running (it reports the kill), and a check starting after it is killed too."""
+    """kill_all ends a check still running (it reports the kill), and a check asked for after it does not start."""
     running = RunningChecks()
     results: list[HealthResult] = []
     worker = threading.Thread(target=lambda: results.append(run_check(["/bin/sleep", "60"], 30.0, running=running)))
@@ -62,4 +66,35 @@ def test_running_checks_are_killed_when_their_owner_stops() -> None:
     worker.join(10.0)
     assert not worker.is_alive() and results[0].detail == "health check failed: exit -9"
     late = run_check(["/bin/sleep", "60"], 30.0, running=running)
-    assert late.detail == "health check failed: exit -9"
+    assert late.detail == "health check could not start: /bin/sleep: not started, the plugin is stopping"
+
+
+def test_running_checks_kill_all_waits_for_a_check_being_started() -> None:
+    """A check being started when its owner stops (forked, PID not known yet) is killed before kill_all returns.
+
+    The plugin exits milliseconds after kill_all; a check whose start was under way then lived on for ever.
+    """
+    running = RunningChecks()
+    running.starting()  # as start_isolated announces a start, before the fork
+    stopper = threading.Thread(target=running.kill_all, kwargs={"starts_wait_s": 60.0})
+    stopper.start()
+    deadline = time.monotonic() + 10.0
+    while not running.closed and time.monotonic() < deadline:
+        threading.Event().wait(0.01)  # kill_all runs on its own thread
+    stopper.join(0.5)  # it waits for the start: returning now would leave the check behind
+    assert stopper.is_alive(), "kill_all returned while a check was still being started"
+    check = subprocess.Popen(["/bin/sleep", "60"], start_new_session=True)  # the start completes
+    running.started(check.pid)
+    stopper.join(10.0)
+    assert not stopper.is_alive() and check.wait(10.0) == -signal.SIGKILL
+    assert len(running) == 0
+
+
+def test_running_checks_kill_all_gives_up_on_a_start_that_never_ends(caplog: pytest.LogCaptureFixture) -> None:
+    """A start that does not end within starts_wait_s: kill_all returns anyway (the plugin must exit), with a warning."""
+    running = RunningChecks()
+    running.starting()
+    assert running.kill_all(starts_wait_s=0.01) == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        "a command was still starting when its owner stopped; it may outlive the plugin"
+    ]

@@ -22,6 +22,8 @@ import pytest
 from rules_factories import make_device
 
 from discovery.fake.memory_source import MemoryEvent, MemorySource
+from discovery.idmemory import IdMemory
+from discovery.idstore import IdStore
 from discovery.model import UsbDevice
 from discovery.readings import Reading
 from discovery.rules.loader import parse_rules
@@ -94,12 +96,12 @@ class FaultySource(MemorySource):
 class Loop:
     """A started Discovery over a FaultySource (which fails only when told to), with the time it reads."""
 
-    def __init__(self, devices: list[UsbDevice], rules: RuleSet = RULES) -> None:
+    def __init__(self, devices: list[UsbDevice], rules: RuleSet = RULES, id_store: IdStore | None = None) -> None:
         self.time = FakeTime()
         self.source = FaultySource(devices)
         self.discovery = Discovery(
             self.source, lambda: rules, debounce=DEBOUNCE, unplugged_grace=GRACE,
-            clock=self.time.monotonic, wall=self.time.wall,
+            clock=self.time.monotonic, wall=self.time.wall, id_store=id_store,
         )
         self.first = self.discovery.start()
 
@@ -196,6 +198,35 @@ def test_watcher_replug_within_grace_keeps_the_id(loop: Loop) -> None:
     loop.plug(phone(1))
     back = loop.after(DEBOUNCE).devices[device_id]
     assert (back.present, back.healthy, back.replug_count) == (True, True, 1)
+
+
+
+class StoreSeeingPublished(IdStore):
+    """The real store (files in a temporary directory), noting at each save which IDs the loop had already published."""
+
+    def __init__(self, directory: str) -> None:
+        super().__init__(directory)
+        self.discovery: Discovery | None = None
+        self.published_at_save: list[set[str]] = []
+
+    def save(self, memory: IdMemory) -> bool:
+        if self.discovery is not None:
+            self.published_at_save.append(ids(self.discovery.current()))
+        return super().save(memory)
+
+
+def test_watcher_saves_a_new_id_before_publishing_it(tmp_path: Path) -> None:
+    """A new ID is on disk before a client can see (and reserve) it, so a kill right after cannot lose it."""
+    store = StoreSeeingPublished(str(tmp_path))
+    w = Loop([], id_store=store)
+    store.discovery = w.discovery
+    try:
+        w.plug(phone(1))
+        (device_id,) = ids(w.after(DEBOUNCE))
+        assert store.published_at_save == [set()], "the ID was published before it was saved"
+        assert IdStore(str(tmp_path)).peek().recall(phone(1)) == device_id
+    finally:
+        w.discovery.stop()
 
 
 STATS_INTERVAL = 30.0
