@@ -282,19 +282,19 @@ def rule_dict_from_hcl(item: Mapping[str, Any]) -> dict[str, Any]:
             return [clean(x) for x in v]
         return v
 
+    def split_lists(block: dict[str, Any], keys: tuple[str, ...]) -> None:
+        for key in keys:  # "18d1,2a70" is how HCL writes a list of ids (see LIST_KEYS)
+            value = block.get(key)
+            if isinstance(value, str) and "," in value:
+                block[key] = [part.strip() for part in value.split(",")]
+
     out = clean(dict(item))
     match = out.get("match")
     if isinstance(match, dict):
-        for key in LIST_KEYS:
-            value = match.get(key)
-            if isinstance(value, str) and "," in value:
-                match[key] = [part.strip() for part in value.split(",")]
+        split_lists(match, LIST_KEYS)
         pci = match.get("pci")
         if isinstance(pci, dict):
-            for key in PCI_LIST_KEYS:
-                value = pci.get(key)
-                if isinstance(value, str) and "," in value:
-                    pci[key] = [part.strip() for part in value.split(",")]
+            split_lists(pci, PCI_LIST_KEYS)
     mounts = out.pop("mount", None)
     if mounts:
         out["mounts"] = mounts

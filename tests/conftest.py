@@ -2,8 +2,9 @@
 
 Every test lives in the folder of its tier and gets that tier's marker (``-m unit`` works too):
 ``unit`` (no fake udev world, no plugin process), ``udev`` (real libudev and pyudev on a umockdev
-world), ``process`` (the real executable or the real gRPC server), ``vm`` (a QEMU guest). A test
-outside those folders, or a unit test that asks for a udev world, stops the run at collection.
+world), ``process`` (the real executable or the real gRPC server), ``vm`` (a QEMU guest), ``nomad``
+(a real Nomad server and clients). A test outside those folders, or a unit test that asks for a
+udev world, stops the run at collection.
 
 ``LD_PRELOAD`` only takes effect when a process starts, so if the preload is not loaded yet,
 ``pytest_configure`` stops pytest's output capture and re-executes the same command line with
