@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from discovery.model import DeclaredDevice
 from discovery.nodes import check_node, handed_over_children
-from discovery.snapshot import DeviceState, Snapshot
+from discovery.state.snapshot import DeviceState, Snapshot
 
 ALLOWED_ROOTS = ("/dev", "/sys")
 

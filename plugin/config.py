@@ -146,7 +146,7 @@ CONFIG_SPEC: dict[str, Any] = {
     # Off only on purpose: then a rules file anyone can write may run commands as root (logged at every start).
     "strict_rules_permissions": default("strict_rules_permissions", "bool", "true"),
     # Where the IDs given to devices are kept between runs; unset: $NOMAD_DEVICE_USB_STATE_DIR, else
-    # /var/lib/nomad-device-usb (discovery.idstore). A plain attribute: its default is not a literal.
+    # /var/lib/nomad-device-usb (discovery.state.idstore). A plain attribute: its default is not a literal.
     "state_dir": attr("string"),
 }
 
@@ -164,7 +164,7 @@ class PluginConfig:
     unplugged_grace: float = 60.0
     log_level: str = "info"
     strict_rules_permissions: bool = True  # as root, refuse a rules file anyone but root could change
-    state_dir: str | None = None  # None: the environment's or the default (discovery.idstore.state_dir_from)
+    state_dir: str | None = None  # None: the environment's or the default (discovery.state.idstore.state_dir_from)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 

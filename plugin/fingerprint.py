@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 
 from discovery.rules.model import AttrValue
-from discovery.snapshot import Snapshot
+from discovery.state.snapshot import Snapshot
 from proto import attribute_pb2, device_pb2
 
 

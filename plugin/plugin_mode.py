@@ -31,8 +31,8 @@ ORPHAN_CHECK_S = 2.0
 # Reserve and Stats: loaded in this order in the background right after the handshake line, while the
 # agent makes its first calls.
 BEFORE_SET_CONFIG = ("plugin.config", "plugin.schema", "discovery.rules.loader", "discovery.rules.trust")
-BEFORE_FINGERPRINT = ("discovery.sources.default", "discovery.sources.udev", "discovery.watcher",
-                      "discovery.idstore", "plugin.fingerprint")
+BEFORE_FINGERPRINT = ("discovery.sources.default", "discovery.sources.udev", "discovery.loop.watcher",
+                      "discovery.state.idstore", "plugin.fingerprint")
 LATER = ("discovery.reservation", "plugin.stats")
 FIRST_USE_MODULES = BEFORE_SET_CONFIG + BEFORE_FINGERPRINT + LATER
 

@@ -20,8 +20,8 @@ if TYPE_CHECKING:  # the config decoder and discovery load on first use, after t
     from discovery.sources.base import DeviceSource
     from discovery.rules.model import Rule
     from discovery.rules.ruleset import RuleSet
-    from discovery.snapshot import Snapshot
-    from discovery.watcher import Discovery
+    from discovery.state.snapshot import Snapshot
+    from discovery.loop.watcher import Discovery
     from plugin.config import PluginConfig
 
 log = logging.getLogger(__name__)
@@ -88,9 +88,9 @@ class Runtime:
         return self._discovery is not None or self._stopped
 
     def discovery(self) -> Discovery:
-        from discovery.idstore import IdStore, state_dir_from
+        from discovery.state.idstore import IdStore, state_dir_from
         from discovery.sources.default import default_source
-        from discovery.watcher import Discovery
+        from discovery.loop.watcher import Discovery
 
         with self._lock:
             if self._discovery is None:

@@ -27,8 +27,8 @@ from proto import base_pb2, base_pb2_grpc, device_pb2, device_pb2_grpc
 # (plugin.plugin_mode loads them in the background meanwhile).
 if TYPE_CHECKING:
     from discovery.reservation import ReservationError
-    from discovery.snapshot import Snapshot
-    from discovery.watcher import Discovery
+    from discovery.state.snapshot import Snapshot
+    from discovery.loop.watcher import Discovery
     from plugin.runtime import Runtime
 
 log = logging.getLogger(__name__)

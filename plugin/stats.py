@@ -12,8 +12,8 @@ from collections.abc import Mapping
 
 from google.protobuf import timestamp_pb2, wrappers_pb2
 
-from discovery.readings import Reading, ReadingsResult
-from discovery.snapshot import DeviceState, Group, Snapshot
+from discovery.checks.readings import Reading, ReadingsResult
+from discovery.state.snapshot import DeviceState, Group, Snapshot
 from proto import device_pb2, stats_pb2
 
 

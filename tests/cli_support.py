@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from discovery.idstore import STATE_DIR_ENV
+from discovery.state.idstore import STATE_DIR_ENV
 from discovery.fake.testbed import Testbed, list_fixtures, load_fixture
 from discovery.sources.usbfs import UsbfsUnavailableError
 from plugin.cli.main import main as cli_main

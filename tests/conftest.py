@@ -26,7 +26,7 @@ from typing import Iterator
 import pytest
 
 from discovery.fake.testbed import PRELOAD_SONAME, Testbed, preload_library, preload_loaded
-from discovery.idstore import STATE_DIR_ENV
+from discovery.state.idstore import STATE_DIR_ENV
 from discovery.sources.udev import UdevSource
 
 _REEXEC_MARK = "NOMAD_USB_REEXECED"

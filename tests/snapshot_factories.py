@@ -8,7 +8,7 @@ from typing import Any
 
 from discovery.rules.matching import Match
 from discovery.rules.model import AttrValue, GroupKey, Rule
-from discovery.snapshot import DeviceState, Group, Snapshot
+from discovery.state.snapshot import DeviceState, Group, Snapshot
 from rules_factories import make_device
 
 RULE = Rule(index=0, label="test rule", source="test", line=None, column=None, field="rules[0]")

@@ -24,9 +24,9 @@ from benchmarks.subjects import Baseline, Ours
 from benchmarks.world import World, fleet
 from discovery.fake.node_devices import make_serial_card_fleet
 from discovery.rules.loader import load_rules
-from discovery.table import DeviceTable
+from discovery.state.table import DeviceTable
 from discovery.sources.udev import UdevSource
-from discovery.watcher import Discovery
+from discovery.loop.watcher import Discovery
 
 NAME = "enumerate"
 TITLE = "2. Enumerate and match N devices"

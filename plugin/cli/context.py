@@ -2,7 +2,7 @@
 
 Subcommands raise :class:`CliError` for anything a person did wrong or the machine lacks; the top of
 ``plugin.cli.main`` turns it into ``nomad-device-usb: error: ...`` and its exit code. Rules are read with
-``discovery.rules.loader.load_rules`` and devices named and matched through ``discovery.inventory``: the
+``discovery.rules.loader.load_rules`` and devices named and matched through ``discovery.state.inventory``: the
 CLI holds no second copy of that logic.
 """
 
@@ -26,8 +26,8 @@ from plugin.cli.errors import CliError as CliError
 from plugin.cli.table import Style
 
 if TYPE_CHECKING:
-    from discovery.idmemory import IdMemory
-    from discovery.inventory import Entry, Inventory
+    from discovery.state.idmemory import IdMemory
+    from discovery.state.inventory import Entry, Inventory
     from discovery.rules.ruleset import RuleSet
     from discovery.sources.base import DeviceSource, NodeSubsystems
     from plugin.cli.holders import Holders
@@ -82,7 +82,7 @@ class Context:
         ``node_subsystems``: which non-USB devices with a node to list too (``"all"`` for ``list --all``).
         ``check_declared`` runs the declared devices' health checks once, for their health.
         """
-        from discovery.inventory import DeviceAccessError, enumerate_devices, take_inventory
+        from discovery.state.inventory import DeviceAccessError, enumerate_devices, take_inventory
 
         source = self.open_source()
         try:
@@ -97,7 +97,7 @@ class Context:
 
     def id_memory(self) -> IdMemory:
         """The IDs the plugin saved (its state_dir: ``$NOMAD_DEVICE_USB_STATE_DIR``, else the default), read only."""
-        from discovery.idstore import IdStore, state_dir_from
+        from discovery.state.idstore import IdStore, state_dir_from
 
         return IdStore(state_dir_from(None, self.environ)).peek()
 
@@ -109,7 +109,7 @@ class Context:
 
     def resolve(self, inventory: Inventory, query: str) -> Entry:
         """The one attached device ``query`` names; CliError listing candidates when it names none or several."""
-        from discovery.inventory import find_devices, malformed_vid_pid
+        from discovery.state.inventory import find_devices, malformed_vid_pid
 
         if malformed_vid_pid(query):
             raise CliError(f"{query!r} is not a VID:PID: write two hex numbers of up to 4 digits each, "

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 
 from discovery.model import DeclaredDevice
 from discovery.reservation import ReservationError, plan_reservation
-from discovery.snapshot import DeviceState
+from discovery.state.snapshot import DeviceState
 from plugin.cli.context import EXIT_OK, Context
 from plugin.cli.table import Cell, Column, render_table
 from plugin.cli.view import held_by_text, result_from_state, result_json, rule_ref, short_node
 
 if TYPE_CHECKING:
-    from discovery.inventory import Inventory
+    from discovery.state.inventory import Inventory
     from plugin.cli.holders import Holders
 
 COLUMNS = (

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from discovery.declared import declared_devices
-from discovery.inventory import Entry, Inventory
+from discovery.state.inventory import Entry, Inventory
 from discovery.model import NodeDevice, UsbDevice
 from discovery.reservation import Reservation, ReservationError, plan_reservation
 from discovery.rules.explain import RuleVerdict

@@ -35,7 +35,7 @@ from plugin.cli.view import (
 )
 
 if TYPE_CHECKING:
-    from discovery.inventory import Inventory
+    from discovery.state.inventory import Inventory
     from plugin.cli.holders import Holders
 
 # What a rule writer needs most stays longest: ID, VID:PID, group and health never drop; serial and

@@ -15,8 +15,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from discovery.ids import is_junk_serial
-from discovery.inventory import Entry
+from discovery.state.ids import is_junk_serial
+from discovery.state.inventory import Entry
 from discovery.model import NodeDevice, UsbDevice
 from discovery.rules.errors import RulesError
 from discovery.rules.loader import parse_rules

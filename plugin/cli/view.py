@@ -10,10 +10,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from discovery.inventory import Entry, Inventory
+from discovery.state.inventory import Entry, Inventory
 from discovery.model import Device, NodeDevice, UsbDevice
 from discovery.rules.model import Rule
-from discovery.snapshot import DeviceState
+from discovery.state.snapshot import DeviceState
 
 if TYPE_CHECKING:
     from plugin.cli.holders import Holder, Holders

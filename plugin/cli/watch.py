@@ -28,15 +28,15 @@ from datetime import datetime
 from types import FrameType
 
 from discovery.rules.errors import RulesError
-from discovery.filewatch import FileWatch
-from discovery.inventory import Entry, Inventory
+from discovery.loop.filewatch import FileWatch
+from discovery.state.inventory import Entry, Inventory
 from discovery.model import Device, UsbDevice
 from discovery.sources.base import ALL_NODE_SUBSYSTEMS
 from discovery.rules.loader import load_rules
 from discovery.rules.ruleset import RuleSet
-from discovery.snapshot import Snapshot
+from discovery.state.snapshot import Snapshot
 from discovery.sources.base import EventsLostError
-from discovery.table import DeviceTable
+from discovery.state.table import DeviceTable
 from discovery.sources.udev import UdevEvent, UdevSource, udev_available, usb_device_path_of
 from plugin.cli.context import EXIT_ENVIRONMENT, EXIT_OK, CliError, Context, rules_error_line
 from plugin.cli.view import MATCHED, Result, result_json, result_of

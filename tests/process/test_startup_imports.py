@@ -16,7 +16,7 @@ def test_handshake_waits_for_grpc_and_the_protos_only() -> None:
     code = (
         "import sys\n"
         "import plugin.plugin_mode, plugin.runtime, plugin.server, plugin.services\n"
-        "late = ('discovery.watcher', 'discovery.table', 'discovery.sources.udev', 'discovery.rules.loader',\n"
+        "late = ('discovery.loop.watcher', 'discovery.state.table', 'discovery.sources.udev', 'discovery.rules.loader',\n"
         "        'plugin.fingerprint', 'plugin.stats', 'pyudev', 'yaml', 'discovery.model', 'plugin.config',\n"
         "        'plugin.schema', 'msgpack')\n"
         "print('EARLY', 'grpc' in sys.modules, sorted(m for m in late if m in sys.modules))\n"

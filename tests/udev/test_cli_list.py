@@ -9,7 +9,7 @@ import pytest
 
 from cli_support import ROOT, RULES, golden, run_cli, world  # noqa: F401  (world is a fixture)
 
-from discovery.inventory import take_inventory
+from discovery.state.inventory import take_inventory
 from discovery.rules.loader import load_rules
 from discovery.fake import usb_devices
 from discovery.fake.testbed import Testbed, load_fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cli_support import RULES, golden, run_cli, world  # noqa: F401  (world is a fixture)
 
-from discovery.inventory import take_inventory
+from discovery.state.inventory import take_inventory
 from discovery.rules.loader import parse_rules
 from discovery.fake.testbed import Testbed
 from discovery.sources.udev import UdevSource

@@ -15,10 +15,10 @@ from discovery.fake import usb_devices
 from discovery.fake.overflow import overflowed_in_place_of
 from discovery.rules.loader import load_rules
 from discovery.rules.ruleset import RuleSet
-from discovery.snapshot import Snapshot
+from discovery.state.snapshot import Snapshot
 from discovery.fake.testbed import Testbed
 from discovery.sources.udev import UdevSource
-from discovery.watcher import Discovery
+from discovery.loop.watcher import Discovery
 
 WAIT_S = 10.0
 

@@ -13,7 +13,7 @@ from discovery.fake.testbed import (
     make_ftdi,
     make_pcie_serial_card,
 )
-from discovery.ids import stable_id
+from discovery.state.ids import stable_id
 from discovery.model import NodeDevice, UsbDevice
 from discovery.sources.udev import UdevSource
 from udev_support import drain_until

@@ -127,6 +127,24 @@ def test_rules_engine_stands_alone(path: Path) -> None:
     assert discovery_modules(path) <= {"model", "durations", "rules"}
 
 
+@pytest.mark.parametrize("path", package_files("discovery/checks"), ids=rel)
+def test_checks_know_nothing_of_the_table_or_the_loop(path: Path) -> None:
+    """Health checks and stats commands run one argv for one device: no sources, no table, no loop."""
+    assert discovery_modules(path) <= {"checks", "rules", "model", "durations"}
+
+
+@pytest.mark.parametrize("path", package_files("discovery/state"), ids=rel)
+def test_device_table_never_imports_the_loop(path: Path) -> None:
+    """The table and its snapshots are filled by whoever runs them (the loop, the CLI's inventory), never the reverse."""
+    assert "loop" not in discovery_modules(path)
+
+
+def test_only_the_plugin_runs_the_event_loop() -> None:
+    """The loop's thread (discovery.loop.watcher) is started by the plugin's runtime and services, not by the CLI."""
+    users = {rel(p) for p in production_files() if under(imported_modules(p), "discovery.loop.watcher")}
+    assert users == {"plugin/runtime.py", "plugin/services.py", "plugin/plugin_mode.py"}
+
+
 def test_only_plugin_imports_grpc() -> None:
     """grpc is imported in plugin/ (by the server, the servicers and the host) and by generated proto code only."""
     users = {rel(p) for pkg in PACKAGES for p in package_files(pkg) if top_level(imported_modules(p)) & GRPC}

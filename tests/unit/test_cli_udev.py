@@ -14,7 +14,7 @@ import pytest
 from node_factories import pcie_serial_port, pi_i2c, pi_spidev, pi_uart
 from snapshot_factories import make_snapshot, make_state
 
-from discovery.inventory import Entry, Inventory
+from discovery.state.inventory import Entry, Inventory
 from discovery.model import NodeDevice
 from discovery.rules.loader import parse_rules
 from discovery.rules.ruleset import RuleSet
@@ -186,7 +186,7 @@ def test_validate_a_good_file_with_udev_rules_says_its_kinds(rules_file: Path) -
 )
 def test_explain_finds_a_node_device_by_node_link_kernel_name_id_or_port(query: str) -> None:
     """What a person types for a udev device names it; a VID:PID never does (and does not trip over it)."""
-    from discovery.inventory import find_devices
+    from discovery.state.inventory import find_devices
 
     rules = parse_rules(RULES, "rules.yaml")
     inventory, entry = inventory_of(rules, pi_uart(), UART_ID)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from discovery.declared import declared_devices
-from discovery.health import HealthResult
+from discovery.checks.health import HealthResult
 from discovery.reservation import DeviceUnavailableError, UnknownDeviceError, plan_reservation
 from discovery.rules.errors import RuleIssue, RulesError
 from discovery.rules.loader import parse_rules, rules_from_dicts
 from discovery.rules.ruleset import RuleSet
-from discovery.table import DeviceTable
+from discovery.state.table import DeviceTable
 from rules_factories import ft232r
 
 # The generic device plugin's example (two phones and a car), in our schema.

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from discovery.health import check_environment
-from discovery.readings import Reading
-from discovery.stats_command import run_stats_command
+from discovery.checks.health import check_environment
+from discovery.checks.readings import Reading
+from discovery.checks.stats_command import run_stats_command
 
 ROOT = Path(__file__).resolve().parents[2]
 ANDROID_BATTERY = str(ROOT / "examples" / "readings" / "android-battery")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from discovery.health import HealthResult, RunningChecks, run_check
+from discovery.checks.health import HealthResult, RunningChecks, run_check
 
 
 def test_run_check_ok_and_failure_reason() -> None:

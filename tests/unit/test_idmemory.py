@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from discovery.idmemory import IdMemory, IdMemoryError
+from discovery.state.idmemory import IdMemory, IdMemoryError
 from discovery.model import UsbDevice
-from discovery.table import DeviceTable
+from discovery.state.table import DeviceTable
 from rules_factories import make_device
 
 SERIAL_ID = "usb-18d1-4ee7-SAME"

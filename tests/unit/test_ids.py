@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from discovery.ids import is_junk_serial, stable_id
+from discovery.state.ids import is_junk_serial, stable_id
 from discovery.model import UsbDevice
 
 
@@ -93,7 +93,7 @@ def test_stable_id_is_safe_for_nomad(serial: str, port: str) -> None:
 )
 def test_compact_port_keeps_controller_and_port_chain(id_path: str, compact: str) -> None:
     """Port IDs drop only what every USB path shares; USB2 and USB3 root hubs stay apart."""
-    from discovery.ids import compact_port
+    from discovery.state.ids import compact_port
 
     assert compact_port(id_path) == compact
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from pytest_mock import MockerFixture
 
-from discovery.idmemory import IdMemory
-from discovery.idstore import DEFAULT_STATE_DIR, STATE_DIR_ENV, IdStore, state_dir_from
+from discovery.state.idmemory import IdMemory
+from discovery.state.idstore import DEFAULT_STATE_DIR, STATE_DIR_ENV, IdStore, state_dir_from
 from rules_factories import make_device
 
 
@@ -90,7 +90,7 @@ def test_idstore_a_failed_write_leaves_the_old_file_whole(tmp_path: Path, mocker
     store = IdStore(str(tmp_path))
     assert store.save(memory_with(2))
     before = Path(store.path).read_bytes()
-    mocker.patch("discovery.idstore.os.replace", side_effect=OSError(errno.ENOSPC, "No space left on device"))
+    mocker.patch("discovery.state.idstore.os.replace", side_effect=OSError(errno.ENOSPC, "No space left on device"))
     assert not store.save(memory_with(2, 3))
     assert Path(store.path).read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ids.json"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from discovery.fake.memory_source import MemorySource
-from discovery.idmemory import IdMemory
-from discovery.ids import compact_node_port, stable_id, twin_key
+from discovery.state.idmemory import IdMemory
+from discovery.state.ids import compact_node_port, stable_id, twin_key
 from discovery.model import DeclaredDevice, NodeDevice
 from discovery.rules.ruleset import RuleSet
-from discovery.table import DeviceTable
-from discovery.watcher import Discovery
+from discovery.state.table import DeviceTable
+from discovery.loop.watcher import Discovery
 from rules_factories import make_device
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from discovery.readings import MAX_READINGS, Reading, ReadingsFormatError, parse_readings, unit_of
+from discovery.checks.readings import MAX_READINGS, Reading, ReadingsFormatError, parse_readings, unit_of
 
 GOOD = [
     pytest.param(b'{"level": 87}', {"level": Reading(87)}, id="int"),

@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
-from discovery.readings import Problem, Reading, ReadingsResult
-from discovery.readings_book import ReadingsBook
+from discovery.checks.readings import Problem, Reading, ReadingsResult
+from discovery.checks.readings_book import ReadingsBook
 
 TIMEOUT = ReadingsResult(error=Problem("timeout", "stats command timed out after 2s"))
 BAD_TEMP = ReadingsResult({"level": Reading(80)}, problems=(Problem("reading:temp", 'reading "temp": left out'),))
@@ -20,7 +20,7 @@ def warnings(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
 
 def test_readings_book_logs_each_problem_once_per_device(caplog: pytest.LogCaptureFixture) -> None:
     """Ten timeouts of one device are one warning; another device's first timeout is its own warning."""
-    caplog.set_level(logging.DEBUG, logger="discovery.readings_book")
+    caplog.set_level(logging.DEBUG, logger="discovery.checks.readings_book")
     book = ReadingsBook()
     for _ in range(10):
         book.record("usb-a", TIMEOUT)
@@ -37,7 +37,7 @@ def test_readings_book_logs_each_problem_once_per_device(caplog: pytest.LogCaptu
 
 def test_readings_book_missing_summary_reading_is_a_problem(caplog: pytest.LogCaptureFixture) -> None:
     """A run without the reading the rule names as its summary says so (once)."""
-    caplog.set_level(logging.WARNING, logger="discovery.readings_book")
+    caplog.set_level(logging.WARNING, logger="discovery.checks.readings_book")
     book = ReadingsBook()
     good = ReadingsResult({"level": Reading(80)})
     book.record("usb-a", good, summary="battery_level")
@@ -48,7 +48,7 @@ def test_readings_book_missing_summary_reading_is_a_problem(caplog: pytest.LogCa
 
 def test_readings_book_forgets_departed_devices_and_logs_again_after_reset(caplog: pytest.LogCaptureFixture) -> None:
     """keep_only drops other devices' readings; after reset_logging a known problem is logged again."""
-    caplog.set_level(logging.WARNING, logger="discovery.readings_book")
+    caplog.set_level(logging.WARNING, logger="discovery.checks.readings_book")
     book = ReadingsBook()
     book.record("usb-a", TIMEOUT)
     book.record("usb-b", TIMEOUT)

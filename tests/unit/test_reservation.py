@@ -23,7 +23,7 @@ from discovery.reservation import (
     plan_reservation,
 )
 from discovery.rules.matching import Mount
-from discovery.snapshot import DeviceState
+from discovery.state.snapshot import DeviceState
 
 # Where the fake devices' paths "really" are: nodes that exist and are usable everywhere.
 REAL = {

@@ -13,8 +13,8 @@ from snapshot_factories import make_match, make_snapshot, make_state
 
 from discovery.reservation import DevicePlan, DeviceUnavailableError, Reservation, plan_reservation
 from discovery.rules.loader import parse_rules
-from discovery.snapshot import DeviceState
-from discovery.table import DeviceTable
+from discovery.state.snapshot import DeviceState
+from discovery.state.table import DeviceTable
 
 REAL = {
     "/dev/ttyS4": "/dev/null",

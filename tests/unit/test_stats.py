@@ -6,8 +6,8 @@ from typing import Any
 
 from snapshot_factories import make_match, make_snapshot, make_state
 
-from discovery.health import HealthResult
-from discovery.readings import Problem, Reading, ReadingsResult
+from discovery.checks.health import HealthResult
+from discovery.checks.readings import Problem, Reading, ReadingsResult
 from discovery.rules.matching import StatsCommand
 from plugin.stats import build_stats
 from proto import stats_pb2

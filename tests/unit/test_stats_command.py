@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from discovery.readings import Reading
-from discovery.stats_command import run_stats_command
+from discovery.checks.readings import Reading
+from discovery.checks.stats_command import run_stats_command
 
 PY = sys.executable
 

@@ -7,7 +7,7 @@ from rules_factories import ft232r
 
 from discovery.rules.loader import parse_rules
 from discovery.rules.model import AttrValue
-from discovery.table import DeviceTable
+from discovery.state.table import DeviceTable
 
 RULES = parse_rules("rules:\n  - match: {vendor_id: '0403'}\n    group: {vendor: ftdi, type: serial, name: ft232r}\n")
 
@@ -60,7 +60,7 @@ HEALTH_RULES = parse_rules(
 
 def test_device_table_healthy_count_follows_health_plug_and_unplug() -> None:
     """The group's healthy_count is the number of its healthy devices: plug, failed check, unplug."""
-    from discovery.health import HealthResult
+    from discovery.checks.health import HealthResult
 
     t = DeviceTable(unplugged_grace=60.0, node_check=lambda path: None)
     t.set_rules(HEALTH_RULES)

@@ -22,15 +22,15 @@ import pytest
 from rules_factories import make_device
 
 from discovery.fake.memory_source import MemoryEvent, MemorySource
-from discovery.idmemory import IdMemory
-from discovery.idstore import IdStore
+from discovery.state.idmemory import IdMemory
+from discovery.state.idstore import IdStore
 from discovery.model import UsbDevice
-from discovery.readings import Reading
+from discovery.checks.readings import Reading
 from discovery.rules.loader import parse_rules
 from discovery.rules.ruleset import RuleSet
-from discovery.snapshot import Snapshot
+from discovery.state.snapshot import Snapshot
 from discovery.sources.base import EventsLostError
-from discovery.watcher import MAX_DEBOUNCE_FACTOR, RETRY_SOURCE_S, Discovery, next_in_phase
+from discovery.loop.watcher import MAX_DEBOUNCE_FACTOR, RETRY_SOURCE_S, Discovery, next_in_phase
 
 DEBOUNCE = 1.0
 GRACE = 60.0

@@ -17,7 +17,7 @@ import pyudev
 from discovery.rules.loader import load_rules
 from discovery.sources.udev import UdevSource
 from discovery.sources.udevdb import device_properties
-from discovery.watcher import Discovery
+from discovery.loop.watcher import Discovery
 
 import baselines
 

@@ -6,7 +6,7 @@ saw first holds the serial ID and the other a port ID, so without memory a resta
 at once) gave both port IDs, and the unit a running allocation held changed its ID. The memory
 keeps, for each device with a real serial, the ID it got, keyed by what tells it apart from a twin:
 vendor, product, serial and port for USB; subsystem, serial and port for other udev devices (a
-declared device's ID is the operator's, nothing to remember). ``discovery.idstore`` saves it between runs.
+declared device's ID is the operator's, nothing to remember). ``discovery.state.idstore`` saves it between runs.
 
 An ID belongs to one key at a time: giving it to a device elsewhere (a unique serial moved to
 another port) forgets the old place. At most ``MAX_REMEMBERED`` devices are kept; past that the
@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from discovery.ids import is_junk_serial
+from discovery.state.ids import is_junk_serial
 from discovery.model import Device, NodeDevice, UsbDevice
 
 MAX_REMEMBERED = 10_000

@@ -22,7 +22,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 
-from discovery.idmemory import IdMemory, IdMemoryError
+from discovery.state.idmemory import IdMemory, IdMemoryError
 
 log = logging.getLogger(__name__)
 

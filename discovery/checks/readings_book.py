@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from discovery.readings import Problem, ReadingsResult
+from discovery.checks.readings import Problem, ReadingsResult
 
 log = logging.getLogger(__name__)
 

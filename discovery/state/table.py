@@ -1,6 +1,6 @@
 """The device table: attached devices, their sticky IDs, plug history and health, turned into Snapshots.
 
-IDs come from ``discovery.ids`` (serial, else port), and from the ID memory when one is given: a
+IDs come from ``discovery.state.ids`` (serial, else port), and from the ID memory when one is given: a
 unit it knows gets the ID it had before, which is how two units sharing a serial keep theirs.
 Devices of every kind (USB, other udev devices, declared) share the table, keyed by sys_path;
 only the USB-only checks (a bound driver on an interface) look at the kind.
@@ -18,13 +18,13 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from discovery.attributes import builtin_attributes
-from discovery.health import HealthResult
-from discovery.ids import Identity, stable_id, twin_key
-from discovery.idmemory import IdMemory
+from discovery.checks.health import HealthResult
+from discovery.state.ids import Identity, stable_id, twin_key
+from discovery.state.idmemory import IdMemory
 from discovery.model import DeclaredDevice, Device, UsbDevice
 from discovery.nodes import NodeCheck, check_node, handed_over_nodes
 from discovery.rules.model import HEALTHY_COUNT, AttrValue
-from discovery.snapshot import DeviceState, Group, GroupKey, Snapshot
+from discovery.state.snapshot import DeviceState, Group, GroupKey, Snapshot
 
 if TYPE_CHECKING:
     from discovery.rules.matching import Match

@@ -27,17 +27,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from discovery.declared import declared_devices
-from discovery.filewatch import FileWatch
-from discovery.health import HealthResult, RunningChecks, run_check
-from discovery.idstore import IdStore
+from discovery.loop.filewatch import FileWatch
+from discovery.checks.health import HealthResult, RunningChecks, run_check
+from discovery.state.idstore import IdStore
 from discovery.model import UsbDevice
-from discovery.readings import Problem, ReadingsResult
-from discovery.readings_book import ReadingsBook
-from discovery.snapshot import Snapshot
+from discovery.checks.readings import Problem, ReadingsResult
+from discovery.checks.readings_book import ReadingsBook
+from discovery.state.snapshot import Snapshot
 from discovery.model import Device, UsbDevice
 from discovery.sources.base import DeviceSource, EventsLostError, NodeSubsystems, SourceError
-from discovery.stats_command import run_stats_command
-from discovery.table import DeviceTable
+from discovery.checks.stats_command import run_stats_command
+from discovery.state.table import DeviceTable
 
 if TYPE_CHECKING:
     from discovery.rules.matching import Match

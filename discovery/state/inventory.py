@@ -19,15 +19,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from discovery.declared import declared_devices
-from discovery.health import run_check
-from discovery.idmemory import IdMemory
+from discovery.checks.health import run_check
+from discovery.state.idmemory import IdMemory
 from discovery.model import Device, NodeDevice, UsbDevice
 from discovery.rules.explain import RuleVerdict
 from discovery.rules.ruleset import RuleSet
-from discovery.snapshot import DeviceState, Snapshot
+from discovery.state.snapshot import DeviceState, Snapshot
 from discovery.nodes import NodeCheck, check_node
 from discovery.sources.base import SourceError
-from discovery.table import DeviceTable
+from discovery.state.table import DeviceTable
 
 if TYPE_CHECKING:
     from discovery.sources.base import DeviceSource

@@ -1,6 +1,6 @@
 """Running a rule's stats command for one device: an argv list, a timeout, and a bound on what it may print.
 
-Isolated as health checks are (``discovery.health``): never through a shell, in its own session so a
+Isolated as health checks are (``discovery.checks.health``): never through a shell, in its own session so a
 timeout kills the whole process group, stdin on /dev/null, stderr in a temporary file, and the
 plugin's environment without go-plugin's handshake variables. stdout is a pipe read with a limit:
 a command that prints more than ``STDOUT_LIMIT`` bytes is killed and gives no readings. The run ends
@@ -18,8 +18,8 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 
-from discovery.health import RunningChecks, check_environment, kill_group, last_line, start_isolated
-from discovery.readings import Problem, ReadingsFormatError, ReadingsResult, parse_readings
+from discovery.checks.health import RunningChecks, check_environment, kill_group, last_line, start_isolated
+from discovery.checks.readings import Problem, ReadingsFormatError, ReadingsResult, parse_readings
 
 STDOUT_LIMIT = 64 * 1024
 _STDERR_TAIL = 4096

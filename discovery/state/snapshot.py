@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Mapping
 
-from discovery.health import HealthResult
+from discovery.checks.health import HealthResult
 from discovery.model import Device
 
 if TYPE_CHECKING:
