@@ -38,9 +38,12 @@ class Holder:
 
     @property
     def text(self) -> str:
-        """``flash-board/boards 1a2b3c4d``; the namespace when not default, ``(stopping)`` when asked to stop."""
+        """``1a2b3c4d flash-board/boards``; the namespace when not default, ``(stopping)`` when asked to stop.
+
+        The short ID comes first: it is what ``nomad alloc status`` takes, and a narrow table cuts a cell's end.
+        """
         job = self.job if self.namespace == "default" else f"{self.namespace}:{self.job}"
-        text = f"{job}/{self.task_group} {self.short_id}"
+        text = f"{self.short_id} {job}/{self.task_group}"
         return text + (" (stopping)" if self.desired_status != "run" else "")
 
     def to_json(self) -> dict[str, object]:

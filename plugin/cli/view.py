@@ -102,7 +102,7 @@ def shown_nodes(device: Device) -> list[str]:
 
 
 def held_by_text(holders: tuple[Holder, ...] | None) -> str:
-    """``job/group 1a2b3c4d`` for each allocation holding the device, ``-`` for none, ``?`` when unknown."""
+    """``1a2b3c4d job/group`` for each allocation holding the device, ``-`` for none, ``?`` when unknown."""
     if holders is None:
         return "?"
     return ", ".join(h.text for h in holders) or "-"

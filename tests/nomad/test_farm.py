@@ -121,7 +121,7 @@ def test_farm_board_readings_and_holder_on_a_real_agent(
         == [(alloc["ID"], job, "boards", "task", "running")]
     table = list_output(client, str(rules_file), "--wide").splitlines()
     row = next(line for line in table if line.startswith(device))
-    assert row.endswith(f"farm-board/boards {alloc['ID'][:8]}"), table
+    assert row.endswith(f"{alloc['ID'][:8]} farm-board/boards"), table
     report.notes.append(f"nomad-device-usb list --wide, held board: {' '.join(row.split())} / {table[-1]}")
 
     alloc_stats = wait_value("the board's readings in the allocation's stats", lambda: reading(device_stats(

@@ -107,12 +107,12 @@ def devices_of(out: str) -> dict[str, Any]:
 
 
 def test_list_names_the_allocation_holding_each_device(world: Testbed, agent: FakeAgent) -> None:
-    """HELD BY shows job/group and short ID for held devices, '-' for free ones; a finished allocation holds nothing."""
+    """HELD BY shows the short ID and job/group for held devices, '-' for free ones; a finished allocation holds nothing."""
     run = run_cli("list", "--rules", RULES, "--wide", environ={"NOMAD_ADDR": agent.address})
     assert (run.code, run.err) == (0, "")
     rows = {line.split()[0]: line for line in run.out.splitlines()[1:12]}
-    assert rows[FTDI].endswith("flash-board/boards 0f1e2d3c")
-    assert rows[PIXEL].endswith("qa:android-tests/boards 9a8b7c6d")
+    assert rows[FTDI].endswith("0f1e2d3c flash-board/boards")
+    assert rows[PIXEL].endswith("9a8b7c6d qa:android-tests/boards")
     assert rows[ARDUINO].endswith("ok      -")
     assert run.out.splitlines()[-1] == (
         f"held by: 2 devices held by allocations on node rack1-client3 ({agent.address})")
@@ -138,7 +138,7 @@ def test_explain_says_who_holds_the_device(world: Testbed, agent: FakeAgent) -> 
     """explain's RESULT has a 'held by' line; its JSON carries the allocations too."""
     run = run_cli("explain", FTDI, "--rules", RULES, environ={"NOMAD_ADDR": agent.address})
     assert run.code == 0
-    assert "  held by    flash-board/boards 0f1e2d3c (running, task flash)" in run.out.splitlines()
+    assert "  held by    0f1e2d3c flash-board/boards (running, task flash)" in run.out.splitlines()
     free = run_cli("explain", ARDUINO, "--rules", RULES, environ={"NOMAD_ADDR": agent.address})
     assert "  held by    no allocation" in free.out.splitlines()
     document = json.loads(run_cli("explain", FTDI, "--rules", RULES, "--json",
