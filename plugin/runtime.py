@@ -104,12 +104,13 @@ class Runtime:
                     debounce=config.debounce,
                     unplugged_grace=config.unplugged_grace,
                     id_store=IdStore(state_dir_from(config.state_dir, os.environ)),
+                    strict_commands=config.strict_rules_permissions,
                 )
                 # Enumerating under the lock keeps a second caller from starting a second monitor;
                 # only a started discovery is kept, so a failed start is tried again next time.
                 discovery.start()
                 self._discovery = discovery
-                if config.rules_file and not config.strict_rules_permissions:
+                if not config.strict_rules_permissions:
                     _warn_unchecked(config.rules_file)
                 log.info(
                     "discovery started",
@@ -182,13 +183,14 @@ class Runtime:
             discovery.stop()
 
 
-def _warn_unchecked(rules_file: str) -> None:
-    """Said at every start while the operator has the ownership and mode check of the rules file off."""
+def _warn_unchecked(rules_file: str | None) -> None:
+    """Said at every start while the operator has the ownership and mode check of the rules file
+    and of the commands' programs off."""
     from discovery.rules.trust import ROOT_UID, SWITCH, untrusted_reasons
 
-    reasons = untrusted_reasons(rules_file) if os.geteuid() == ROOT_UID else []
+    reasons = untrusted_reasons(rules_file) if rules_file and os.geteuid() == ROOT_UID else []
     log.warning(
         f"{SWITCH}: the rules file is used even if users other than root can change it, "
-        "and its health commands run as root",
-        extra={"rules_file": rules_file, "problems": "; ".join(reasons) or "none now"},
+        "and its health and stats commands run as root even if others can change their programs",
+        extra={"rules_file": rules_file or "", "problems": "; ".join(reasons) or "none now"},
     )

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from discovery.checks.command_trust import refusal, untrusted_program
+
 log = logging.getLogger(__name__)
 
 _STDERR_LIMIT = 4096
@@ -122,18 +124,26 @@ class RunningChecks:
 
 
 def run_check(
-    argv: Sequence[str], timeout_s: float, *, env: dict[str, str] | None = None, running: RunningChecks | None = None
+    argv: Sequence[str],
+    timeout_s: float,
+    *,
+    env: dict[str, str] | None = None,
+    running: RunningChecks | None = None,
+    strict: bool = True,
 ) -> HealthResult:
     """Run ``argv`` and judge it: exit code 0 within ``timeout_s`` is healthy.
 
     Its stderr goes to a temporary file rather than a pipe: a check that leaves a background child
     holding stderr open is judged by its own exit, and nothing here waits on that child. ``running``
-    tracks the check while it runs, so its owner can kill it when it stops.
+    tracks the check while it runs, so its owner can kill it when it stops. ``strict``: as root, a
+    program others could change is not run, and the check fails saying so (``command_trust``).
     """
     started = time.monotonic()
     if env is None:
         env = check_environment()
     wall = time.time()
+    if strict and argv and (reasons := untrusted_program(argv[0], env, "health command")):
+        return HealthResult(False, None, refusal("health check", reasons), 0.0, wall)
     with tempfile.TemporaryFile() as err:
         try:
             proc = start_isolated(argv, stdout=subprocess.DEVNULL, stderr=err, env=env, running=running)

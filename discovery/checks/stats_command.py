@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 
+from discovery.checks.command_trust import refusal, untrusted_program
 from discovery.checks.health import RunningChecks, check_environment, kill_group, last_line, start_isolated
 from discovery.checks.readings import Problem, ReadingsFormatError, ReadingsResult, parse_readings
 
@@ -34,22 +35,28 @@ def run_stats_command(
     limit: int = STDOUT_LIMIT,
     wall: Callable[[], float] = time.time,
     running: RunningChecks | None = None,
+    strict: bool = True,
 ) -> ReadingsResult:
     """Run ``argv`` and turn what it printed into readings, or say why there are none.
 
     ``running`` tracks the command while it runs, as for health checks, so its owner can kill it
-    when it stops (a hanging command must not outlive the plugin).
+    when it stops (a hanging command must not outlive the plugin). ``strict``: as root, a program
+    others could change is not run (``command_trust``): no readings, and a problem that says why.
     """
     started = time.monotonic()
     taken_at = wall()
+    if env is None:
+        env = check_environment()
 
     def failed(kind: str, message: str) -> ReadingsResult:
         return ReadingsResult(error=Problem(kind, message), taken_at=taken_at, latency_s=time.monotonic() - started)
 
+    if strict and argv and (reasons := untrusted_program(argv[0], env, "stats command")):
+        message = refusal("stats command", reasons)
+        return failed(f"untrusted:{message}", message)  # logged once per device and reason (ReadingsBook)
     with tempfile.TemporaryFile() as err:
         try:
-            proc = start_isolated(argv, stdout=subprocess.PIPE, stderr=err,
-                                  env=check_environment() if env is None else env, running=running)
+            proc = start_isolated(argv, stdout=subprocess.PIPE, stderr=err, env=env, running=running)
         except OSError as exc:
             program = argv[0] if argv else "?"
             return failed("start", f"stats command could not start: {program}: {exc.strerror or exc}")

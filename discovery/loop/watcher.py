@@ -72,8 +72,11 @@ class Discovery:
         health_workers: int = 4,
         id_store: IdStore | None = None,
         node_subsystems: NodeSubsystemsOf | None = None,
+        strict_commands: bool = True,
     ) -> None:
         self._source = source
+        # As root, a health or stats command whose program others could change is not run (command_trust).
+        self._strict_commands = strict_commands
         # Asked at start and at every reload; by default the rules say (RuleSet.node_subsystems).
         self._node_subsystems = node_subsystems or (lambda rules: rules.node_subsystems())
         self._id_store = id_store  # where the ID memory lives between runs; None: IDs are not remembered
@@ -464,7 +467,7 @@ class Discovery:
 
     def _run_health(self, dev_id: str, argv: tuple[str, ...], timeout: float) -> None:
         try:
-            result = run_check(argv, timeout, running=self._running_checks)
+            result = run_check(argv, timeout, running=self._running_checks, strict=self._strict_commands)
         except Exception as exc:  # a failing check must never kill the pool thread silently
             log.exception("health check crashed", extra={"device_id": dev_id})
             result = HealthResult(False, None, f"health check error: {exc}", 0.0, self._wall())
@@ -498,7 +501,8 @@ class Discovery:
 
     def _run_stats(self, dev_id: str, argv: tuple[str, ...], timeout: float, summary: str | None) -> None:
         try:
-            result = run_stats_command(argv, timeout, wall=self._wall, running=self._running_checks)
+            result = run_stats_command(argv, timeout, wall=self._wall, running=self._running_checks,
+                                       strict=self._strict_commands)
         except Exception as exc:  # a bug here must cost one reading, never the pool thread
             log.exception("stats command crashed", extra={"device_id": dev_id})
             result = ReadingsResult(error=Problem("crash", f"stats command error: {exc}"), taken_at=self._wall())

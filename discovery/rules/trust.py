@@ -7,8 +7,15 @@ same holds for the directory it is in (whoever can write there can replace the f
 
 Symlinks are followed: the file that is finally read and its directory are checked, and so is the
 directory holding each symlink on the way (whoever can write there can point the link elsewhere).
-The directories above are not checked, as sshd checks only up to the home directory. A sticky,
-world-writable directory such as /tmp is refused like any other writable one.
+For the rules file the directories above are not checked, as sshd checks only up to the home
+directory. A sticky, world-writable directory such as /tmp is refused like any other writable one
+when it holds the file or a symlink to it.
+
+The same test guards the program of a health or stats command (``discovery.checks.command_trust``),
+with ``walk_up``: every directory above is checked too, up to /, since whoever can rename one of
+them can put another program in the command's place. There a sticky directory (/tmp) is accepted
+above the file's own directory: its sticky bit keeps others from renaming the root-owned entry
+below it, which is checked in turn.
 
 Pure reads of file metadata (``os.lstat``/``os.stat``); the caller decides when it applies (root,
 and not switched off by the operator) and turns problems into ``RulesError`` (see ``refuse``).
@@ -46,8 +53,11 @@ def _group(gid: int) -> str:
         return f"gid {gid}"
 
 
-def _problems_of(path: str, what: str, info: os.stat_result) -> list[str]:
-    """What is wrong with one file or directory (``what`` names it, path included): owner, other writers."""
+def _problems_of(path: str, what: str, info: os.stat_result, *, shared_fix: str, above: bool = False) -> list[str]:
+    """What is wrong with one file or directory (``what`` names it, path included): owner, other writers.
+
+    ``above``: a directory above the one holding the file, where a sticky bit makes other writers harmless.
+    """
     found = []
     if info.st_uid != ROOT_UID:
         found.append(f"{what} is owned by {_user(info.st_uid)}, not root; fix: chown root {path}")
@@ -56,10 +66,10 @@ def _problems_of(path: str, what: str, info: os.stat_result) -> list[str]:
         writers.append(f"its group {_group(info.st_gid)}")
     if info.st_mode & stat.S_IWOTH:
         writers.append("every user")
-    if writers:
-        if stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX:
-            # /tmp and its kind are meant to be shared: the file belongs elsewhere
-            fix = "keep the rules file (and any symlink to it) in a directory only root can write, such as /etc/nomad.d"
+    sticky = stat.S_ISDIR(info.st_mode) and bool(info.st_mode & stat.S_ISVTX)
+    if writers and not (above and sticky):
+        if sticky:
+            fix = shared_fix  # /tmp and its kind are meant to be shared: the file belongs elsewhere
         else:
             fix = f"chmod go-w {path}"
         found.append(f"{what} is writable by {' and '.join(writers)} (mode {stat.S_IMODE(info.st_mode):04o}); "
@@ -83,26 +93,59 @@ def _links_on_the_way(path: str, lstat: StatFn) -> tuple[list[str], str]:
     return links, os.path.realpath(path)
 
 
-def untrusted_reasons(path: str, *, stat_fn: StatFn = os.stat, lstat_fn: StatFn = os.lstat) -> list[str]:
+def _above(directory: str) -> list[str]:
+    """Every directory above ``directory`` (absolute), its parent first, / last."""
+    found = []
+    while (parent := os.path.dirname(directory)) != directory:
+        found.append(parent)
+        directory = parent
+    return found
+
+
+def untrusted_reasons(
+    path: str,
+    *,
+    what: str = "the rules file",
+    home: str = "/etc/nomad.d",
+    walk_up: bool = False,
+    stat_fn: StatFn = os.stat,
+    lstat_fn: StatFn = os.lstat,
+) -> list[str]:
     """Why a root plugin must not read ``path`` (empty when it may). A missing file has no reasons:
-    the loader reports it ("no such file")."""
+    the loader reports it ("no such file").
+
+    ``what`` names the file in the reasons, ``home`` is where a file found in a shared directory
+    belongs. ``walk_up`` checks every directory above the file's (and above each symlink's) too,
+    both as written and as resolved, sticky ones accepted (see the module's docstring).
+    """
     links, real = _links_on_the_way(path, lstat_fn)
     directory = os.path.dirname(real)
-    checks = [(real, f"the rules file {real}"), (directory, f"its directory {directory}")]
+    checks = [(real, f"{what} {real}", False), (directory, f"its directory {directory}", False)]
     for link in links:
         holder = os.path.dirname(link)
-        checks.append((holder, f"the directory {holder} (it holds the symlink {link})"))
+        checks.append((holder, f"the directory {holder} (it holds the symlink {link})", False))
+    if walk_up:
+        holders = [directory] + [os.path.dirname(link) for link in links]
+        for holder in holders:
+            for upper in [*_above(holder), *_above(os.path.realpath(holder))]:
+                checks.append((upper, f"the directory {upper} above it", True))
+    shared_fix = f"keep the {what.removeprefix('the ')} (and any symlink to it) in a directory only root can write, " \
+                 f"such as {home}"
     reasons: list[str] = []
-    seen: set[str] = set()
-    for target, what in checks:
-        if target in seen:
+    looked: set[str] = set()
+    seen: set[tuple[int, int]] = set()  # (device, inode): /bin and /usr/bin are one directory on merged-/usr
+    for target, label, above in checks:
+        if target in looked:
             continue
-        seen.add(target)
+        looked.add(target)
         try:
             info = stat_fn(target)
         except OSError:
             continue  # gone: the loader says so for the file; a vanished directory takes the file with it
-        reasons.extend(_problems_of(target, what, info))
+        if (info.st_dev, info.st_ino) in seen:
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        reasons.extend(_problems_of(target, label, info, shared_fix=shared_fix, above=above))
     return reasons
 
 

@@ -4,7 +4,9 @@ Errors come from ``load_rules`` (the loader the plugin uses), warnings from ``Ru
 on the same inventory ``list`` shows. A file that cannot be read as rules at all (missing, a
 directory, binary, too large) is one line on stderr; a file with rule errors lists them on stdout,
 one per line, like a compiler. Exit 1 on any error (and on warnings with ``--strict``). Run as root,
-a file that users other than root could change is an error, as the plugin (also root) refuses it.
+a file that users other than root could change is an error, as the plugin (also root) refuses it,
+and so is a health or stats command whose program they could change (found on this shell's PATH),
+which the plugin would not run.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from discovery.checks.command_trust import refusal, untrusted_program
+from discovery.checks.health import check_environment
 from discovery.rules.errors import RuleIssue, RulesError
 from discovery.rules.loader import load_rules
 from discovery.rules.ruleset import RuleSet
@@ -26,6 +30,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         rules = load_rules(path)
     except RulesError as exc:
         return _rejected(ctx, args, path, refused + list(exc.issues))
+    refused += _command_issues(ctx, rules)
     if refused:
         return _rejected(ctx, args, path, refused)
     warnings: list[RuleIssue]
@@ -80,6 +85,32 @@ def _trust_issues(ctx: Context, path: str) -> list[RuleIssue]:
     for reason in reasons:
         ctx.note(f"note: a plugin running as root would refuse this file: {reason}")
     return []
+
+
+def _command_issues(ctx: Context, rules: RuleSet) -> list[RuleIssue]:
+    """As root, each health or stats command whose program users other than root could change, at its rule.
+
+    The plugin (root) would not run it (``discovery.checks.command_trust``). Run as another user,
+    as for the file itself: notes on stderr of what a root plugin would refuse.
+    """
+    environment = check_environment()
+    root = os.geteuid() == ROOT_UID
+    issues: list[RuleIssue] = []
+    for rule in rules.rules:
+        commands = [(rule.line, rule.column, f"{rule.field}.health", "health", rule.health),
+                    (rule.line, rule.column, f"{rule.field}.stats", "stats", rule.stats)]
+        commands += [(d.line, d.column, f"{d.field}.health", "health", d.health) for d in rule.devices]
+        for line, column, field, kind, spec in commands:
+            if spec is None:
+                continue
+            reasons = untrusted_program(spec.command[0].literal_text, environment, f"{kind} command", euid=ROOT_UID)
+            what = "health check" if kind == "health" else "stats command"
+            for reason in reasons:
+                if root:
+                    issues.append(RuleIssue(rule.source, line, column, f"{field}.command", refusal(what, [reason])))
+                else:
+                    ctx.note(f"note: a plugin running as root would not run {field}.command: {reason}")
+    return issues
 
 
 def _rejected(ctx: Context, args: argparse.Namespace, path: str, issues: list[RuleIssue]) -> int:

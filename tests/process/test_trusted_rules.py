@@ -100,3 +100,64 @@ def test_reload_of_a_file_others_can_write_keeps_the_last_good_rules(
 
     rules_file.chmod(0o644)
     assert stream.wait_for(lambda m: group_names(m) == {"google/phone/renamed", "ftdi/serial/any"}, WAIT_S) is not None
+
+
+def only_device(message: device_pb2.FingerprintResponse) -> device_pb2.DetectedDevice | None:
+    found = [d for g in message.device_group for d in g.devices]
+    return found[0] if found else None
+
+
+def world_writable_check(tmp_path: Path, body: str = 'touch "$0.ran"') -> tuple[Path, Path]:
+    """A health script with mode 0777 (by default it leaves ``check.sh.ran`` when it runs), a rules file using it."""
+    script = tmp_path / "check.sh"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o777)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - match: {vendor_id: 18d1}\n    group: {vendor: google, type: phone, name: pixel}\n"
+        f"    health: {{command: [{script}], interval: 1s, timeout: 1s}}\n"
+    )
+    return script, rules
+
+
+def test_health_command_others_can_change_is_not_run_until_it_is_roots_alone(
+    plugin: PluginProcess, testbed: Testbed, tmp_path: Path
+) -> None:
+    """A health script with mode 0777: the device is unhealthy saying why and how to fix it, and the script never
+    runs (it would leave a mark); after chmod 0755 the next check runs it and the device turns healthy."""
+    script, rules = world_writable_check(tmp_path)
+    ran = tmp_path / "check.sh.ran"
+    plugin.set_config(encode_config({"rules_file": str(rules), "debounce": "50ms"}))
+    stream = plugin.fingerprint()
+    testbed.plug(usb_devices.make_pixel7())
+    reason = (f"the health command {script} is writable by its group 'root' and every user (mode 0777); "
+              f"fix: chmod go-w {script}")
+    device = only_device
+
+    refused = stream.wait_for(lambda m: (d := device(m)) is not None and reason in d.health_description, WAIT_S)
+    assert refused is not None, "the device never turned unhealthy with the reason"
+    refused_device = device(refused)
+    assert refused_device is not None and not refused_device.healthy
+    assert refused_device.health_description.startswith("health check not run: the plugin runs it as root")
+    logged = plugin.wait_for_entry(lambda e: reason in e.get("reason", ""))
+    assert logged["@level"] == "warn" and logged["@message"].startswith("device")
+    assert not ran.exists(), "the refused script ran"
+
+    script.chmod(0o755)
+    healthy = stream.wait_for(lambda m: (d := device(m)) is not None and d.healthy, WAIT_S)
+    assert healthy is not None, "the device never turned healthy after chmod 0755"
+    assert ran.exists()
+    assert len([e for e in plugin.entries if reason in e.get("reason", "")]) == 1  # once, not at every interval
+
+
+def test_switched_off_check_runs_a_health_command_others_can_change(
+    plugin: PluginProcess, testbed: Testbed, tmp_path: Path
+) -> None:
+    """strict_rules_permissions = false covers the commands too: the 0777 script runs (its own verdict shows)."""
+    _, rules = world_writable_check(tmp_path, "echo ran as root >&2; exit 3")
+    plugin.set_config(encode_config({"rules_file": str(rules), "debounce": "50ms", "strict_rules_permissions": False}))
+    stream = plugin.fingerprint()
+    testbed.plug(usb_devices.make_pixel7())
+    verdict = "health check failed: exit 3: ran as root"
+    ran = stream.wait_for(lambda m: (d := only_device(m)) is not None and d.health_description == verdict, WAIT_S)
+    assert ran is not None, "the script's own verdict never showed with the check switched off"

@@ -156,6 +156,69 @@ def test_validate_as_another_user_notes_what_a_root_plugin_would_refuse(
     assert "note: a plugin running as root would refuse this file: the rules file" in run.err
 
 
+COMMANDS = """\
+rules:
+  - match: {{vendor_id: 18d1}}
+    group: {{vendor: google, type: phone, name: pixel}}
+    health: {{command: ["{script}", "{{serial}}"]}}
+  - match: {{vendor_id: "0403"}}
+    group: {{vendor: ftdi, type: serial, name: any}}
+    health: {{command: ["sh", "-c", "exit 0"]}}
+    stats: {{command: ["{shared}/readings"]}}
+"""
+
+
+def write_commands(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A rules file (0644) whose first rule's health script is 0777 and whose second's stats program lies in a 0777
+    directory; its health command (sh, root's) is fine."""
+    script = tmp_path / "check.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o777)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "readings").write_text("#!/bin/sh\necho '{}'\n")
+    (shared / "readings").chmod(0o755)
+    shared.chmod(0o777)
+    path = tmp_path / "rules.yaml"
+    path.write_text(COMMANDS.format(script=script, shared=shared))
+    return path, script, shared
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the check applies to a plugin running as root")
+def test_validate_as_root_refuses_commands_others_can_change(world: Testbed, tmp_path: Path) -> None:
+    """Run as root: a health or stats program users other than root could change is an error at its rule's line."""
+    path, script, shared = write_commands(tmp_path)
+    run = run_cli("validate", "--no-devices", str(path))
+    assert run.code == 1 and run.err == ""
+    assert run.out.splitlines() == [
+        f"{path}:2:5: error: rules[0].health.command: health check not run: the plugin runs it as root, so only root "
+        f"may be able to change its program: the health command {script} is writable by its group 'root' and every "
+        f"user (mode 0777); fix: chmod go-w {script} (or set strict_rules_permissions = false in the plugin config "
+        "to accept it)",
+        f"{path}:5:5: error: rules[1].stats.command: stats command not run: the plugin runs it as root, so only root "
+        f"may be able to change its program: its directory {shared} is writable by its group 'root' and every user "
+        f"(mode 0777); fix: chmod go-w {shared} (or set strict_rules_permissions = false in the plugin config to "
+        "accept it)",
+        f"{path}: invalid, 2 errors",
+    ]
+    script.chmod(0o755)
+    shared.chmod(0o755)
+    run = run_cli("validate", "--no-devices", str(path))
+    assert (run.code, run.err) == (0, "") and run.out.endswith("valid, 2 rules (not checked against devices)\n")
+
+
+def test_validate_as_another_user_notes_commands_a_root_plugin_would_not_run(
+    world: Testbed, tmp_path: Path, mocker: MockerFixture
+) -> None:
+    """Run as a user, an untrusted command program is a note on stderr, and the file still validates (exit 0)."""
+    mocker.patch("plugin.cli.validate.os.geteuid", return_value=1000)
+    path, script, _ = write_commands(tmp_path)
+    run = run_cli("validate", "--no-devices", str(path))
+    assert run.code == 0 and run.out.endswith("valid, 2 rules (not checked against devices)\n")
+    assert f"note: a plugin running as root would not run rules[0].health.command: the health command {script} is " \
+           "writable by" in run.err
+
+
 def test_validate_checks_udev_rules_against_the_devices_outside_usb(world: Testbed, tmp_path: Path) -> None:
     """A kind: udev rule is judged against the attached devices of the subsystems it names, as the plugin
     would list them: the Pi's UART rule matches, one for a platform that is not there is a warning."""
