@@ -2,7 +2,8 @@
 
 The command is an argv list. It runs in its own session with stdin and stdout on /dev/null and
 stderr in a temporary file, so it never inherits the plugin's stdout/stderr (the Nomad agent would then not
-see the plugin exit) and a timeout can kill the whole process group.
+see the plugin exit) and a timeout can kill the whole process group. Its environment names this process
+as its owner (``orphans.OWNER_VARIABLE``), so a later instance can kill it if this one dies without stopping it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from discovery.checks.command_trust import refusal, untrusted_program
+from discovery.checks.orphans import OWNER_VARIABLE, own_mark
 
 log = logging.getLogger(__name__)
 
@@ -191,9 +193,10 @@ def start_isolated(
 
 
 def _popen_isolated(argv: Sequence[str], *, stdout: Any, stderr: Any, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    mark = own_mark()  # names this process as the owner, so the next instance kills it if this one dies (orphans)
     return subprocess.Popen(
         list(argv), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, close_fds=True,
-        start_new_session=True, env=env,
+        start_new_session=True, env={**env, OWNER_VARIABLE: mark} if mark is not None else env,
     )
 
 
