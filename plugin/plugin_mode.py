@@ -75,8 +75,9 @@ def load_in_background() -> None:
 
 
 def reap_left_behind() -> None:
-    """Kill the health and stats commands of plugin instances that died without stopping them (SIGKILL, a
-    crash): they run in sessions of their own, and one that hangs would otherwise run for ever."""
+    """Kill what the health and stats commands of plugin instances that died without stopping them (SIGKILL,
+    a crash) left in their groups: each command died with its plugin, but not what it started beside it,
+    which would otherwise run for ever (``discovery.checks.orphans``)."""
     from discovery.checks.orphans import reap_orphans
 
     try:
