@@ -2,7 +2,7 @@
 
 ``plugin.main`` hands over to :func:`run` once the magic cookie says an agent started us; only
 then are grpc and the servicers imported, and the rest (config decoding, rules, discovery) after
-the handshake line, in the background.
+the handshake line, in the background, where the commands a dead instance left running are killed too.
 """
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ def run(source_factory: Callable[[], DeviceSource] | None = None) -> NoReturn:
 
 
 def load_in_background() -> None:
-    """In a thread: what the agent's first calls import, in the order it calls. The handshake does not
-    wait for it, and the first Fingerprint seldom does."""
+    """In a thread: what the agent's first calls import, in the order it calls, then the commands a dead
+    instance left running are killed, then the rest is imported. The handshake does not wait for it, and
+    the first Fingerprint seldom does."""
 
     def load() -> None:
         try:
@@ -67,9 +68,23 @@ def load_in_background() -> None:
         finally:
             gc.freeze()  # what start-up made stays: later collections need not look at it
             gc.enable()
+        reap_left_behind()
         _import_all(LATER)
 
     threading.Thread(target=load, name="first-use-imports", daemon=True).start()
+
+
+def reap_left_behind() -> None:
+    """Kill what the health and stats commands of plugin instances that died without stopping them (SIGKILL,
+    a crash) left in their groups: each command died with its plugin, but not what it started beside it,
+    which would otherwise run for ever (``discovery.checks.orphans``)."""
+    from discovery.checks.orphans import reap_orphans
+
+    try:
+        reap_orphans()  # logs a warning naming the dead owners when it killed anything
+    except OSError as exc:  # /proc unreadable as a whole: nothing to reap that this process could find
+        log.warning("could not look for commands left running by a dead plugin instance",
+                    extra={"error": exc.strerror or str(exc)})
 
 
 def _import_all(modules: tuple[str, ...]) -> None:

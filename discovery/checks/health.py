@@ -2,7 +2,9 @@
 
 The command is an argv list. It runs in its own session with stdin and stdout on /dev/null and
 stderr in a temporary file, so it never inherits the plugin's stdout/stderr (the Nomad agent would then not
-see the plugin exit) and a timeout can kill the whole process group.
+see the plugin exit) and a timeout can kill the whole process group. It dies with the plugin, through
+util-linux ``setpriv --pdeathsig KILL`` where there is one; its environment names this process as its owner
+(``orphans.OWNER_VARIABLE``), so a later instance can kill what it left in its group.
 """
 
 from __future__ import annotations
@@ -19,12 +21,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from discovery.checks.command_trust import refusal, untrusted_program
+from discovery.checks.command_trust import find_program, refusal, untrusted_program
+from discovery.checks.orphans import OWNER_VARIABLE, own_mark
 
 log = logging.getLogger(__name__)
 
 _STDERR_LIMIT = 4096
 STARTS_WAIT_S = 0.25  # how long kill_all waits for checks being started (see RunningChecks)
+# Only these, never a PATH lookup: the plugin may run as root, and a command runs through what is found here.
+SETPRIV_PATHS = ("/usr/bin/setpriv", "/bin/setpriv")
+_SETPRIV_PROBE_S = 5.0
+
+_deathsig_lock = threading.Lock()
+_deathsig_prefix: tuple[str, ...] | None = None  # found once: setpriv's argv up to the command's, or ()
 
 
 @dataclass(frozen=True)
@@ -177,23 +186,73 @@ def start_isolated(
 
     Its own session, so a timeout can kill its whole process group; ``running`` tracks it so its
     owner can kill it at stop (the caller discards it when it ends). OSError when it cannot start.
+
+    It dies with the thread that starts it (``die_with_parent``). Here that is a worker of the
+    watcher's health pool, which lives until the pool shuts down at stop, after ``kill_all`` killed
+    every check (``concurrent.futures`` workers end only at shutdown), or a CLI thread that waits for
+    the command: so in effect it dies with the plugin (a SIGKILL, a crash), and at no other time.
     """
+    wrapper = die_with_parent() if argv and find_program(argv[0], env) is not None else ()
     if running is None:
-        return _popen_isolated(argv, stdout=stdout, stderr=stderr, env=env)
+        return _popen_isolated(argv, stdout=stdout, stderr=stderr, env=env, wrapper=wrapper)
     running.starting()
     pid = None
     try:
-        proc = _popen_isolated(argv, stdout=stdout, stderr=stderr, env=env)
+        proc = _popen_isolated(argv, stdout=stdout, stderr=stderr, env=env, wrapper=wrapper)
         pid = proc.pid
     finally:
         running.started(pid)  # tracked, or killed if the owner stopped meanwhile
     return proc
 
 
-def _popen_isolated(argv: Sequence[str], *, stdout: Any, stderr: Any, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def die_with_parent() -> tuple[str, ...]:
+    """What to put before a command's argv so that it is SIGKILLed when the thread that started it exits.
+
+    ``setpriv --pdeathsig KILL -- argv`` sets PR_SET_PDEATHSIG and execs the command: the same PID,
+    the same exit code, and a child the command forks (a daemon such as adb's server) is not
+    affected, the kernel clears it in forked children (and at the exec of a set-user-ID program: that one
+    is not covered, nor a command whose parent dies before setpriv ran). Done in setpriv because
+    ``preexec_fn`` is unsafe in a threaded process. Found once, only at ``SETPRIV_PATHS``, and tried once (util-linux before 2.33 has
+    no ``--pdeathsig``); () when there is none: commands then start as they are, and a SIGKILLed
+    plugin leaves them running (said once, at debug level).
+    """
+    global _deathsig_prefix
+    with _deathsig_lock:
+        if _deathsig_prefix is None:
+            _deathsig_prefix = _find_setpriv()
+        return _deathsig_prefix
+
+
+def _find_setpriv() -> tuple[str, ...]:
+    for path in SETPRIV_PATHS:
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            continue
+        prefix = (path, "--pdeathsig", "KILL", "--")
+        try:
+            probe = subprocess.run([*prefix, path, "--version"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, env={}, timeout=_SETPRIV_PROBE_S, check=False)
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.debug("setpriv could not be tried", extra={"path": path, "error": str(exc)})
+            continue
+        if probe.returncode == 0:
+            return prefix
+        log.debug("setpriv has no --pdeathsig", extra={"path": path, "exit_code": probe.returncode})
+    log.debug("rule commands start without setpriv --pdeathsig: a plugin that is SIGKILLed leaves them running",
+              extra={"looked_at": ",".join(SETPRIV_PATHS)})
+    return ()
+
+
+def _popen_isolated(
+    argv: Sequence[str], *, stdout: Any, stderr: Any, env: dict[str, str], wrapper: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
+    """Popen ``argv`` after ``wrapper`` (``die_with_parent``, or nothing), marked with this process as its owner.
+
+    ``wrapper`` only for a program that is found: one that is not must fail here, with OSError, not in setpriv.
+    """
+    mark = own_mark()  # names this process as the owner, so the next instance can reap what it leaves (orphans)
     return subprocess.Popen(
-        list(argv), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, close_fds=True,
-        start_new_session=True, env=env,
+        [*wrapper, *argv], stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, close_fds=True,
+        start_new_session=True, env={**env, OWNER_VARIABLE: mark} if mark is not None else env,
     )
 
 
