@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from discovery.fake.testbed import Testbed
 from plugin.config import encode_config
 from plugin.host import FingerprintStream, PluginProcess
+from polling import wait_until  # noqa: F401  (the process tier's polled wait, imported from here)
 
 
 def pids_with_argument(wanted: Callable[[bytes], bool]) -> list[int]:
@@ -25,16 +24,6 @@ def pids_with_argument(wanted: Callable[[bytes], bool]) -> list[int]:
         if any(wanted(arg) for arg in argv):
             found.append(int(entry.name))
     return found
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    """Poll ``condition`` until it holds (True) or ``timeout`` seconds pass (False)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        threading.Event().wait(0.05)  # polling /proc: nothing to wait on
-    return True
 
 
 class Plugins:

@@ -9,12 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from polling import wait_until as poll_until
 
 from discovery.checks.health import run_check
 from discovery.checks.orphans import OWNER_VARIABLE, reap_orphans
@@ -63,12 +62,7 @@ def pids_tagged(tag: str, program: bytes | None = None) -> list[int]:
 
 
 def wait_until(condition: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        threading.Event().wait(0.02)  # polling /proc: nothing to wait on
-    return True
+    return poll_until(condition, DEADLINE_S, every=0.02)
 
 
 def the_one(tag: str) -> int:
