@@ -83,24 +83,16 @@ def _read_values(r: Reader, src: Src, field: str) -> tuple[tuple[str, str], ...]
     keys = read_map(src, field, r.issues, None)
     if keys is None:
         return None
-    out: list[tuple[str, str]] = []
-    ok = True
-    for name, (key_src, value_src) in keys.items():
-        sub = f"{field}.{name}"
-        if not PROPERTY_NAME.match(name):
-            r.error(key_src, sub, f"{quote(name)} is not a placeholder name (letters, digits and '_')")
-            ok = False
-            continue
-        if name in DECLARED_BUILTINS or (name in BUILTIN_PLACEHOLDERS and name not in VALUE_BUILTINS_ALLOWED):
-            r.error(key_src, sub, f"{quote(name)} is a built-in placeholder; give the value another name")
-            ok = False
-            continue
-        text = r.text(value_src, sub)
-        if text is None:
-            ok = False
-            continue
-        out.append((name, text))
-    return tuple(out) if ok else None
+    pairs, ok = r.named(keys, field, _value_name_problem, r.text)
+    return tuple(pairs) if ok else None
+
+
+def _value_name_problem(name: str) -> str | None:
+    if not PROPERTY_NAME.match(name):
+        return f"{quote(name)} is not a placeholder name (letters, digits and '_')"
+    if name in DECLARED_BUILTINS or (name in BUILTIN_PLACEHOLDERS and name not in VALUE_BUILTINS_ALLOWED):
+        return f"{quote(name)} is a built-in placeholder; give the value another name"
+    return None
 
 
 def _read_nodes(r: Reader, src: Src, field: str) -> tuple[Template, ...] | None:

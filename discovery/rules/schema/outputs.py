@@ -60,22 +60,18 @@ def read_env(r: Reader, src: Src, field: str) -> tuple[tuple[str, Template], ...
     keys = read_map(src, field, r.issues, None)
     if keys is None:
         return ()
-    out = []
-    for name, (key_src, value) in keys.items():
-        sub = f"{field}.{name}"
-        if not ENV_NAME.match(name):
-            r.error(key_src, sub, f"{quote(name)} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)")
-            continue
-        if name in RESERVED_ENV:
-            r.error(key_src, sub, f"{name} is reserved: docker would switch to the NVIDIA runtime")
-            continue
-        if name.startswith("NOMAD_"):
-            r.error(key_src, sub, "NOMAD_ names belong to Nomad")
-            continue
-        template = r.template(value, sub)
-        if template is not None:
-            out.append((name, template))
-    return tuple(out)
+    pairs, _ = r.named(keys, field, _env_name_problem, r.template)
+    return tuple(pairs)
+
+
+def _env_name_problem(name: str) -> str | None:
+    if not ENV_NAME.match(name):
+        return f"{quote(name)} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"
+    if name in RESERVED_ENV:
+        return f"{name} is reserved: docker would switch to the NVIDIA runtime"
+    if name.startswith("NOMAD_"):
+        return "NOMAD_ names belong to Nomad"
+    return None
 
 
 def read_mounts(r: Reader, src: Src, field: str) -> tuple[MountSpec, ...]:

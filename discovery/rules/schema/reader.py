@@ -6,13 +6,16 @@ Every problem goes into one ``Issues`` list (nothing raises), so a user fixes a 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from discovery.durations import DurationError, parse_duration
 from discovery.rules.conditions import Glob, GlobError, compile_glob
 from discovery.rules.schema.values import SUBSYSTEM_NAME, parse_hex_id
 from discovery.rules.templates import Template, TemplateError, parse_template, placeholder_problem
 from discovery.rules.tree import Issues, Src, quote
+
+T = TypeVar("T")
 
 
 def read_map(
@@ -109,11 +112,13 @@ class Reader:
             return None
         return [(element, f"{field}[{i}]") for i, element in enumerate(elements)]
 
-    def hex_set(self, src: Src, field: str, maximum: int, what: str) -> frozenset[int] | None:
+    def converted(self, src: Src, field: str, convert: Callable[[str], T]) -> list[T] | None:
+        """A value or a list of them, each text through ``convert`` (whose ValueError is the item's error);
+        None when any item is wrong, every error reported."""
         items = self.items(src, field)
         if items is None:
             return None
-        values: set[int] = set()
+        values: list[T] = []
         ok = True
         for element, sub in items:
             text = self.text(element, sub)
@@ -121,29 +126,44 @@ class Reader:
                 ok = False
                 continue
             try:
-                values.add(parse_hex_id(text, maximum, what))
+                values.append(convert(text))
             except ValueError as exc:
                 self.error(element, sub, str(exc))
                 ok = False
-        return frozenset(values) if ok else None
+        return values if ok else None
+
+    def hex_set(self, src: Src, field: str, maximum: int, what: str) -> frozenset[int] | None:
+        values = self.converted(src, field, lambda text: parse_hex_id(text, maximum, what))
+        return frozenset(values) if values is not None else None
 
     def globs(self, src: Src, field: str) -> tuple[Glob, ...] | None:
-        items = self.items(src, field)
-        if items is None:
-            return None
-        globs: list[Glob] = []
+        globs = self.converted(src, field, _glob)
+        return tuple(globs) if globs is not None else None
+
+    def named(
+        self,
+        keys: dict[str, tuple[Src, Src]],
+        field: str,
+        name_problem: Callable[[str], str | None],
+        read: Callable[[Src, str], T | None],
+    ) -> tuple[list[tuple[str, T]], bool]:
+        """The ``name: value`` entries of a mapping (from ``read_map``) whose name ``name_problem`` accepts
+        (None; else its message is the entry's error) and whose value ``read`` takes, and whether all did."""
+        out: list[tuple[str, T]] = []
         ok = True
-        for element, sub in items:
-            text = self.text(element, sub)
-            if text is None:
+        for name, (key_src, value_src) in keys.items():
+            sub = f"{field}.{name}"
+            problem = name_problem(name)
+            if problem is not None:
+                self.error(key_src, sub, problem)
                 ok = False
                 continue
-            try:
-                globs.append(compile_glob(text))
-            except GlobError as exc:
-                self.error(element, sub, f"{quote(text)}: {exc}")
+            value = read(value_src, sub)
+            if value is None:
                 ok = False
-        return tuple(globs) if ok else None
+                continue
+            out.append((name, value))
+        return out, ok
 
     def names(self, src: Src, field: str, allow_empty: bool) -> list[str] | None:
         items = self.items(src, field, allow_empty=allow_empty)
@@ -191,3 +211,10 @@ class Reader:
         except DurationError as exc:
             self.error(src, field, str(exc))
             return None
+
+
+def _glob(text: str) -> Glob:
+    try:
+        return compile_glob(text)
+    except GlobError as exc:
+        raise ValueError(f"{quote(text)}: {exc}") from None

@@ -35,16 +35,12 @@ def property_conditions(r: Reader, src: Src, field: str, key: str) -> list[Condi
     keys = read_map(src, field, r.issues, None)
     if keys is None:
         return []
-    out: list[Condition[Any]] = []
-    for name, (key_src, value) in keys.items():
-        sub = f"{field}.{name}"
-        if not PROPERTY_KEY.match(name):
-            r.error(key_src, sub, f"{quote(name)} is not a udev property name")
-            continue
-        globs = r.globs(value, sub)
-        if globs:
-            out.append(PropertyCondition(f"match.properties.{name}", name, globs))
-    return out
+    pairs, _ = r.named(keys, field, _property_name_problem, r.globs)
+    return [PropertyCondition(f"match.properties.{name}", name, globs) for name, globs in pairs if globs]
+
+
+def _property_name_problem(name: str) -> str | None:
+    return None if PROPERTY_KEY.match(name) else f"{quote(name)} is not a udev property name"
 
 
 def _subsystem(r: Reader, src: Src, field: str, key: str) -> list[Condition[Any]]:
@@ -74,20 +70,14 @@ def _attribute_globs(r: Reader, src: Src, field: str) -> list[tuple[str, Any]] |
     if not keys and len(r.issues.items) == before:  # not when its only keys were wrong
         r.error(src, field, "give at least one attribute (leave the key out to match any device)")
         return None
-    out = []
-    ok = True
-    for name, (key_src, value) in keys.items():
-        sub = f"{field}.{name}"
-        if not SYSFS_ATTRIBUTE.match(name):
-            r.error(key_src, sub, f"{quote(name)} is not a sysfs attribute name (e.g. 'type', 'device/vendor')")
-            ok = False
-            continue
-        globs = r.globs(value, sub)
-        if globs is None:
-            ok = False
-            continue
-        out.append((name, globs))
-    return out if ok else None
+    pairs, ok = r.named(keys, field, _attribute_name_problem, r.globs)
+    return pairs if ok else None
+
+
+def _attribute_name_problem(name: str) -> str | None:
+    if SYSFS_ATTRIBUTE.match(name):
+        return None
+    return f"{quote(name)} is not a sysfs attribute name (e.g. 'type', 'device/vendor')"
 
 
 def _attributes(r: Reader, src: Src, field: str, key: str) -> list[Condition[Any]]:
