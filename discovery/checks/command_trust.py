@@ -40,13 +40,26 @@ def find_program(program: str, env: Mapping[str, str]) -> str | None:
     return None
 
 
+class UntrustedProgram(Exception):
+    """A command not started: as root, its program is not root's alone (``reasons`` say why)."""
+
+    def __init__(self, reasons: Sequence[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = list(reasons)
+
+
 def untrusted_program(program: str, env: Mapping[str, str], what: str, *, euid: int | None = None) -> list[str]:
     """Why a plugin running as root must not run ``program`` (``what`` names it: "health command");
     empty when it may, when it is not found, and when the plugin does not run as root."""
     if (os.geteuid() if euid is None else euid) != ROOT_UID:
         return []
     found = find_program(program, env)
-    if found is None:
+    return untrusted_found(found, what, euid=ROOT_UID) if found is not None else []
+
+
+def untrusted_found(found: str, what: str, *, euid: int | None = None) -> list[str]:
+    """``untrusted_program`` for a program already found (``find_program``): the one lookup a run makes."""
+    if (os.geteuid() if euid is None else euid) != ROOT_UID:
         return []
     return untrusted_reasons(found, what=f"the {what}", home=PROGRAMS_HOME, walk_up=True)
 

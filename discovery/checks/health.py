@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from discovery.checks.command_trust import find_program, refusal, untrusted_program
+from discovery.checks.command_trust import UntrustedProgram, find_program, refusal, untrusted_found
 from discovery.checks.orphans import OWNER_VARIABLE, own_mark
 
 log = logging.getLogger(__name__)
@@ -151,11 +151,12 @@ def run_check(
     if env is None:
         env = check_environment()
     wall = time.time()
-    if strict and argv and (reasons := untrusted_program(argv[0], env, "health command")):
-        return HealthResult(False, None, refusal("health check", reasons), 0.0, wall)
     with tempfile.TemporaryFile() as err:
         try:
-            proc = start_isolated(argv, stdout=subprocess.DEVNULL, stderr=err, env=env, running=running)
+            proc = start_isolated(argv, stdout=subprocess.DEVNULL, stderr=err, env=env, running=running,
+                                  strict=strict, what="health command")
+        except UntrustedProgram as exc:
+            return HealthResult(False, None, refusal("health check", exc.reasons), 0.0, wall)
         except OSError as exc:
             program = argv[0] if argv else "?"
             detail = f"health check could not start: {program}: {exc.strerror or exc}"
@@ -180,19 +181,31 @@ def run_check(
 
 
 def start_isolated(
-    argv: Sequence[str], *, stdout: Any, stderr: Any, env: dict[str, str], running: RunningChecks | None
+    argv: Sequence[str],
+    *,
+    stdout: Any,
+    stderr: Any,
+    env: dict[str, str],
+    running: RunningChecks | None,
+    strict: bool = True,
+    what: str = "command",
 ) -> subprocess.Popen[bytes]:
     """Start a rule's command (health check or stats) in a session of its own, stdin on /dev/null.
 
     Its own session, so a timeout can kill its whole process group; ``running`` tracks it so its
-    owner can kill it at stop (the caller discards it when it ends). OSError when it cannot start.
+    owner can kill it at stop (the caller discards it when it ends). OSError when it cannot start;
+    ``strict``: UntrustedProgram when, as root, its program (``what`` names it) is not root's alone
+    (``command_trust``). The program is looked up once, for that check and for the wrapper below.
 
     It dies with the thread that starts it (``die_with_parent``). Here that is a worker of the
     watcher's health pool, which lives until the pool shuts down at stop, after ``kill_all`` killed
     every check (``concurrent.futures`` workers end only at shutdown), or a CLI thread that waits for
     the command: so in effect it dies with the plugin (a SIGKILL, a crash), and at no other time.
     """
-    wrapper = die_with_parent() if argv and find_program(argv[0], env) is not None else ()
+    program = find_program(argv[0], env) if argv else None
+    if strict and program is not None and (reasons := untrusted_found(program, what)):
+        raise UntrustedProgram(reasons)
+    wrapper = die_with_parent() if program is not None else ()
     if running is None:
         return _popen_isolated(argv, stdout=stdout, stderr=stderr, env=env, wrapper=wrapper)
     running.starting()

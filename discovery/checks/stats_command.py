@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 
-from discovery.checks.command_trust import refusal, untrusted_program
+from discovery.checks.command_trust import UntrustedProgram, refusal
 from discovery.checks.health import RunningChecks, check_environment, kill_group, last_line, start_isolated
 from discovery.checks.readings import Problem, ReadingsFormatError, ReadingsResult, parse_readings
 
@@ -51,12 +51,13 @@ def run_stats_command(
     def failed(kind: str, message: str) -> ReadingsResult:
         return ReadingsResult(error=Problem(kind, message), taken_at=taken_at, latency_s=time.monotonic() - started)
 
-    if strict and argv and (reasons := untrusted_program(argv[0], env, "stats command")):
-        message = refusal("stats command", reasons)
-        return failed(f"untrusted:{message}", message)  # logged once per device and reason (ReadingsBook)
     with tempfile.TemporaryFile() as err:
         try:
-            proc = start_isolated(argv, stdout=subprocess.PIPE, stderr=err, env=env, running=running)
+            proc = start_isolated(argv, stdout=subprocess.PIPE, stderr=err, env=env, running=running,
+                                  strict=strict, what="stats command")
+        except UntrustedProgram as exc:
+            message = refusal("stats command", exc.reasons)
+            return failed(f"untrusted:{message}", message)  # logged once per device and reason (ReadingsBook)
         except OSError as exc:
             program = argv[0] if argv else "?"
             return failed("start", f"stats command could not start: {program}: {exc.strerror or exc}")
